@@ -1,0 +1,113 @@
+"""MNIST and Fashion-MNIST through torchvision, as whole tensors (they fit in memory).
+
+The data root comes from `--data-dir`, else `AE_DATA_DIR`, else a user cache folder.
+When the files are absent the loader tries to download them; offline it raises
+`DatasetUnavailable` naming the folder and the files it expected.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision import datasets
+
+from ae.errors import DatasetUnavailable
+
+DATASETS = {"mnist": datasets.MNIST, "fashion": datasets.FashionMNIST}
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+DOWNLOAD_HOST = ("ossci-datasets.s3.amazonaws.com", 443)  # torchvision's first MNIST mirror
+
+
+@dataclass
+class Digits:
+    """Images (N, 1, 28, 28) float32 in [0, 1] and labels (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str  # what a user should read about where they came from
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, n: int | None, seed: int = 0) -> "Digits":
+        """A seeded random subset of n digits (all of them when n is None or too big)."""
+        if n is None or n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return Digits(self.images[idx], self.labels[idx], f"{self.source}, {n} of them")
+
+
+def default_data_dir() -> Path:
+    if os.environ.get("AE_DATA_DIR"):
+        return Path(os.environ["AE_DATA_DIR"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "ae-digits" / "data"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    return Path(data_dir).expanduser() if data_dir else default_data_dir()
+
+
+def _online(timeout: float = 3.0) -> bool:
+    # A quick check so an offline machine gets its message in seconds, not after
+    # torchvision has tried every mirror.
+    try:
+        socket.create_connection(DOWNLOAD_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _missing_message(name: str, root: Path, why: str) -> str:
+    cls = DATASETS[name].__name__
+    files = "\n".join(f"  {root / cls / 'raw' / f}  (or {f}.gz)" for f in RAW_FILES)
+    return (
+        f"{cls} is not available: {why}.\n"
+        f"Looked in {root} (set --data-dir or AE_DATA_DIR) for these four files:\n{files}\n"
+        f"On a machine with internet they are downloaded there automatically."
+    )
+
+
+def dataset_available(data_dir: str | os.PathLike | None = None, name: str = "mnist") -> bool:
+    root = resolve_data_dir(data_dir)
+    raw = root / DATASETS[name].__name__ / "raw"
+    return all((raw / f).exists() for f in RAW_FILES)
+
+
+def load_digits(
+    split: str = "test",
+    data_dir: str | os.PathLike | None = None,
+    name: str = "mnist",
+    download: bool = True,
+) -> Digits:
+    """Load a whole split ("train" or "test") of MNIST or Fashion-MNIST ("fashion")."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, not {name!r}")
+    root = resolve_data_dir(data_dir)
+    cls = DATASETS[name]
+    train = split == "train"
+    try:
+        ds = cls(root=str(root), train=train, download=False)
+    except RuntimeError:  # torchvision: "Dataset not found"
+        if not download:
+            raise DatasetUnavailable(_missing_message(name, root, "the files are not there")) from None
+        if not _online():
+            raise DatasetUnavailable(
+                _missing_message(name, root, "the files are not there and there is no network")
+            ) from None
+        try:
+            ds = cls(root=str(root), train=train, download=True)
+        except Exception as exc:  # network errors come in many types
+            raise DatasetUnavailable(_missing_message(name, root, f"download failed ({exc})")) from None
+    images = ds.data.unsqueeze(1).float().div_(255.0)  # (N,28,28) uint8 -> (N,1,28,28) [0,1]
+    return Digits(images, ds.targets.long(), f"{cls.__name__} {split} set ({len(ds)} digits, {root})")

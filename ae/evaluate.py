@@ -1,0 +1,65 @@
+"""Measure autoencoders on a set of digits: distortion, recognisability, size and speed."""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn as nn
+
+from ae.data import Digits
+from ae.metrics import mse, psnr, ssim
+from ae.models import parameter_count
+
+FLOAT32_BYTES = 4
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [model.decode(model.encode(images[i:i + batch_size].to(dev))).cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def classify(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    classifier.eval()
+    dev = next(classifier.parameters()).device
+    return torch.cat([classifier(images[i:i + batch_size].to(dev)).argmax(1).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def throughput(model: nn.Module, images: torch.Tensor, batch_size: int = 1000, repeats: int = 2) -> float:
+    """Encode + decode digits per second, in batches, after one warm-up batch."""
+    reconstruct(model, images[:batch_size], batch_size)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        reconstruct(model, images, batch_size)
+    return repeats * len(images) / (time.perf_counter() - start)
+
+
+def evaluate_autoencoder(model: nn.Module, data: Digits, classifier: nn.Module | None = None) -> dict:
+    x_hat = reconstruct(model, data.images)
+    result = {
+        "digits": len(data),
+        "latent_dim": model.latent_dim,
+        "latent_bytes_float32": model.latent_dim * FLOAT32_BYTES,
+        "parameters": parameter_count(model),
+        "mse": mse(x_hat, data.images).mean().item(),
+        "psnr": psnr(x_hat, data.images).mean().item(),
+        "ssim": ssim(x_hat, data.images).mean().item(),
+    }
+    if classifier is not None:
+        result["accuracy"] = (classify(classifier, x_hat) == data.labels).float().mean().item()
+    result["digits_per_s"] = throughput(model, data.images)
+    return result
+
+
+def evaluate_classifier(classifier: nn.Module, data: Digits) -> dict:
+    return {
+        "digits": len(data),
+        "parameters": parameter_count(classifier),
+        "accuracy": (classify(classifier, data.images) == data.labels).float().mean().item(),
+    }

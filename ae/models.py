@@ -1,0 +1,160 @@
+"""The autoencoders (feedforward and CNN) and the digit classifier.
+
+Every model is built from a `ModelConfig` alone, so a weights card rebuilds it.
+Images are (B, 1, 28, 28) float tensors in [0, 1]; latents are (B, latent_dim).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IMAGE_SIDE = 28
+NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str  # "ff", "cnn" or "classifier"
+    latent_dim: int = 0  # ignored by the classifier
+    hidden: int = 0  # ff: width of the hidden layers; classifier: width of the dense layer
+    channels: tuple[int, ...] = ()  # cnn / classifier: conv channels, one max-pool after each
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"channels": list(self.channels)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        d["channels"] = tuple(d.get("channels", ()))
+        return cls(**d)
+
+
+# The shipped architectures; `latent_dim` may be overridden (the Train page, `--latent`).
+DEFAULT_CONFIGS = {
+    "ff": ModelConfig(arch="ff", latent_dim=196, hidden=1024),  # 196 = 25% of 784 pixels
+    "cnn": ModelConfig(arch="cnn", latent_dim=32, channels=(32, 64)),
+    "classifier": ModelConfig(arch="classifier", hidden=128, channels=(32, 64)),
+}
+
+
+class FeedforwardAE(nn.Module):
+    """784 pixels -> hidden -> latent -> hidden -> 784 pixels (sigmoid)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        h = config.hidden
+        self.encoder = nn.Sequential(
+            nn.Flatten(),  # (B,1,28,28) -> (B,784)
+            nn.Linear(NUM_PIXELS, h), nn.ReLU(),
+            nn.Linear(h, config.latent_dim),  # linear bottleneck: latents keep sign and scale
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, h), nn.ReLU(),
+            nn.Linear(h, NUM_PIXELS),
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # (B,1,28,28) -> (B,D)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.decoder(z)  # (B,D) -> (B,784)
+        return torch.sigmoid(logits).view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class ConvAE(nn.Module):
+    """Conv + max-pool stages, flattened into a dense latent; the decoder mirrors it
+    with a dense layer back to feature maps and transposed convolutions (x2 each)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        chans = (1, *config.channels)
+        side = IMAGE_SIDE // 2 ** len(config.channels)  # 28 -> 14 -> 7
+        self.feature_shape = (chans[-1], side, side)
+        flat = chans[-1] * side * side
+
+        enc: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            enc += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, config.latent_dim))
+
+        dec: list[nn.Module] = []
+        rev = chans[::-1]  # (64, 32, 1)
+        for i, (c_in, c_out) in enumerate(zip(rev[:-1], rev[1:])):
+            dec.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))  # side x2
+            if i < len(rev) - 2:
+                dec.append(nn.ReLU())
+        self.fc_decode = nn.Linear(config.latent_dim, flat)
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # (B,1,28,28) -> (B,D)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.fc_decode(z)).view(-1, *self.feature_shape)  # (B,D) -> (B,64,7,7)
+        return torch.sigmoid(self.decoder(h))  # -> (B,1,28,28)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class DigitClassifier(nn.Module):
+    """A small CNN that reads the digit; it judges whether a reconstruction is recognisable."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        chans = (1, *config.channels)
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        side = IMAGE_SIDE // 2 ** len(config.channels)
+        self.net = nn.Sequential(
+            *layers, nn.Flatten(), nn.Dropout(0.25),
+            nn.Linear(chans[-1] * side * side, config.hidden), nn.ReLU(), nn.Dropout(0.25),
+            nn.Linear(config.hidden, NUM_CLASSES),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B,1,28,28) -> (B,10) logits
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x).argmax(dim=1)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "ff": FeedforwardAE,
+    "cnn": ConvAE,
+    "classifier": DigitClassifier,
+}
+
+
+def build_model(config: ModelConfig | dict) -> nn.Module:
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    if config.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {config.arch!r}; known: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[config.arch](config)
+
+
+def is_autoencoder(model: nn.Module) -> bool:
+    return hasattr(model, "encode") and hasattr(model, "decode")
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

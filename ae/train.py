@@ -1,0 +1,177 @@
+"""One training loop for the CLI and the app.
+
+`Trainer.run()` is a generator of `TrainEvent`s: the CLI feeds a tqdm bar from it, the app
+draws a chart. It stops between steps when `should_stop()` says so (or when the caller simply
+stops iterating). Seeded: the same settings and data give the same weights.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ae.data import Digits
+from ae.models import DEFAULT_CONFIGS, build_model, is_autoencoder, parameter_count
+
+
+@dataclass
+class TrainSettings:
+    model: str = "ff"  # an architecture from models.DEFAULT_CONFIGS
+    latent_dim: int | None = None  # None: the architecture's default
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 128
+    train_size: int | None = None  # None: every training digit
+    seed: int = 0
+    max_steps: int | None = None  # stop early (tests, dry runs)
+    report_every: int = 50  # steps between progress events
+    device: str = "auto"  # "auto": a GPU when present
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainSettings":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # "step": progress within an epoch; "epoch": an epoch ended (has val_loss)
+    epoch: int  # 1-based
+    step: int  # steps done so far
+    total_steps: int
+    loss: float  # mean training loss since the previous event
+    examples_per_s: float
+    val_loss: float | None = None
+
+    @property
+    def progress(self) -> float:
+        return self.step / max(self.total_steps, 1)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Autoencoders: pixel MSE (what PSNR measures). Classifier: cross-entropy.
+    A model with its own `training_loss(x, y)` (e.g. a rate-distortion model) uses that."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(x, y)
+    if is_autoencoder(model):
+        return F.mse_loss(model(x), x)
+    return F.cross_entropy(model(x), y)
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = 1000) -> float:
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for i in range(0, len(data), batch_size):
+        x = data.images[i:i + batch_size].to(device)
+        y = data.labels[i:i + batch_size].to(device)
+        total += batch_loss(model, x, y).item() * len(x)
+    model.train(was_training)
+    return total / max(len(data), 1)
+
+
+@dataclass
+class Trainer:
+    settings: TrainSettings
+    train_data: Digits
+    val_data: Digits | None = None
+    model: nn.Module | None = None  # built from the settings when None
+    history: list[TrainEvent] = field(default_factory=list)
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        s = self.settings
+        torch.manual_seed(s.seed)
+        if self.model is None:
+            config = DEFAULT_CONFIGS[s.model]
+            if s.latent_dim is not None and s.model != "classifier":
+                config = type(config)(**{**config.to_dict(), "latent_dim": s.latent_dim})
+            self.model = build_model(config)
+        self.device = pick_device(s.device)
+        self.model.to(self.device)
+        self.data = self.train_data.subset(s.train_size, seed=s.seed)
+        self.steps_per_epoch = math.ceil(len(self.data) / s.batch_size)
+        self.total_steps = self.steps_per_epoch * s.epochs
+        if s.max_steps is not None:
+            self.total_steps = min(self.total_steps, s.max_steps)
+
+    @property
+    def epochs_done(self) -> int:
+        return sum(e.kind == "epoch" for e in self.history)
+
+    def run(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[TrainEvent]:
+        s, model, dev = self.settings, self.model, self.device
+        opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+        # Cosine decay to zero over the planned steps: the last epochs polish the weights.
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / self.total_steps, 1.0))))
+        shuffle = torch.Generator().manual_seed(s.seed)
+        images, labels = self.data.images, self.data.labels
+        step, start = 0, time.perf_counter()
+        model.train()
+        for epoch in range(1, s.epochs + 1):
+            order = torch.randperm(len(images), generator=shuffle)
+            run_loss, run_n, t0 = 0.0, 0, time.perf_counter()
+            for b in range(self.steps_per_epoch):
+                if step >= self.total_steps or should_stop():
+                    self.stopped_early = step < self.steps_per_epoch * s.epochs
+                    self.seconds += time.perf_counter() - start
+                    model.eval()
+                    return
+                idx = order[b * s.batch_size:(b + 1) * s.batch_size]
+                x, y = images[idx].to(dev), labels[idx].to(dev)
+                loss = batch_loss(model, x, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                run_loss += loss.item() * len(idx)
+                run_n += len(idx)
+                last_of_epoch = b == self.steps_per_epoch - 1
+                if step % s.report_every == 0 or last_of_epoch or step == self.total_steps:
+                    rate = run_n / max(time.perf_counter() - t0, 1e-9)
+                    kind = "epoch" if last_of_epoch else "step"
+                    val = mean_loss(model, self.val_data, dev) if kind == "epoch" and self.val_data else None
+                    event = TrainEvent(kind, epoch, step, self.total_steps, run_loss / run_n, rate, val)
+                    self.history.append(event)
+                    yield event
+                    run_loss, run_n, t0 = 0.0, 0, time.perf_counter()
+        self.seconds += time.perf_counter() - start
+        model.eval()
+
+    def card(self) -> dict:
+        """What a weights card records about this training run."""
+        return {
+            "dataset": self.data.source,
+            "training": self.settings.to_dict() | {
+                "epochs_completed": self.epochs_done,
+                "steps": self.history[-1].step if self.history else 0,
+                "stopped_early": self.stopped_early,
+                "seconds": round(self.seconds, 1),
+                "device": str(self.device),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            },
+            "parameters": parameter_count(self.model),
+            "history": [{"epoch": e.epoch, "train_loss": e.loss, "val_loss": e.val_loss}
+                        for e in self.history if e.kind == "epoch"],
+        }

@@ -1,0 +1,14 @@
+# Sourced by the other scripts: make (once) and select the virtualenv for these requirements.
+# It is keyed by the hash of the requirements files, so it is reused until they change.
+set -euo pipefail
+AE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+req_hash=$(cat "$AE_ROOT/requirements.txt" "$AE_ROOT/requirements-dev.txt" | sha256sum | cut -c1-16)
+VENV="${AE_VENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ae-digits/venvs}/$req_hash"
+if [ ! -f "$VENV/.complete" ]; then
+  echo "Creating the virtualenv $VENV (about a minute and a half, once)..." >&2
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$AE_ROOT/requirements-dev.txt"
+  touch "$VENV/.complete"
+fi
+export PATH="$VENV/bin:$PATH"
