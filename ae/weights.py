@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ae.errors import WeightsError
@@ -111,7 +111,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         raise WeightsError(f"The card {card_path(path)} describes no model this version knows: {exc}") from None
     try:
         state = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}).") from None
     try:
         model.load_state_dict(state, strict=True)
