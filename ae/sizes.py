@@ -1,0 +1,122 @@
+"""Honest byte counts: every size the app shows is `len()` of bytes that exist and decode.
+
+Raw 8-bit pixels, a PNG of the digit, and a model's latent stored as float32 or as 8-bit
+codes (plus the two float32 numbers that undo the 8-bit scaling). Each representation carries
+its payload and what it decodes back to, so the app can show the size beside the picture.
+The entropy-coded payload comes from `ae.codec` (see `ae.codec_link`).
+"""
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from ae.display import as_digit_array, to_uint8
+from ae.metrics import psnr
+from ae.models import IMAGE_SIDE, NUM_PIXELS
+
+RAW_DIGIT_BYTES = NUM_PIXELS  # 784 pixels, one byte each
+_RANGE_HEADER = struct.Struct("<ff")  # lowest and highest latent value, float32
+
+
+@dataclass
+class Representation:
+    name: str  # e.g. "PNG"
+    payload: bytes
+    decoded: np.ndarray  # (28,28) float32: what the payload decodes back to
+    note: str  # how it is stored / decoded, for a caption
+
+    @property
+    def size(self) -> int:
+        return len(self.payload)
+
+    def psnr_against(self, digit) -> float:
+        return picture_psnr(digit, self.decoded)
+
+
+def picture_psnr(original, decoded) -> float:
+    """PSNR in dB of one decoded picture against the original digit."""
+    a = torch.from_numpy(as_digit_array(original))[None, None]
+    b = torch.from_numpy(as_digit_array(decoded))[None, None]
+    return float(psnr(b, a)[0])
+
+
+def raw_encode(digit) -> bytes:
+    return to_uint8(digit).tobytes()
+
+
+def raw_decode(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE).astype(np.float32) / 255
+
+
+def png_encode(digit) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(digit), mode="L").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def png_decode(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("L"), dtype=np.float32) / 255
+
+
+def float32_latent_encode(z) -> bytes:
+    return np.asarray(_flat(z), dtype="<f4").tobytes()
+
+
+def float32_latent_decode(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def uint8_latent_encode(z) -> bytes:
+    """Each latent value rounded to one of 256 levels between the vector's min and max."""
+    z = _flat(z).astype(np.float32)
+    lo, hi = float(z.min()), float(z.max())
+    span = hi - lo if hi > lo else 1.0
+    codes = np.round((z - lo) / span * 255).astype(np.uint8)
+    return _RANGE_HEADER.pack(lo, hi) + codes.tobytes()
+
+
+def uint8_latent_decode(data: bytes) -> np.ndarray:
+    lo, hi = _RANGE_HEADER.unpack_from(data)
+    codes = np.frombuffer(data, dtype=np.uint8, offset=_RANGE_HEADER.size).astype(np.float32)
+    span = hi - lo if hi > lo else 1.0
+    return (lo + codes / 255 * span).astype(np.float32)
+
+
+def _flat(z) -> np.ndarray:
+    if isinstance(z, torch.Tensor):
+        z = z.detach().cpu().numpy()
+    return np.asarray(z).reshape(-1)
+
+
+@torch.no_grad()
+def _decode(model: nn.Module, z: np.ndarray) -> np.ndarray:
+    dev = next(model.parameters()).device
+    return model.decode(torch.from_numpy(z)[None].to(dev))[0, 0].cpu().numpy()
+
+
+def pixel_representations(digit) -> list[Representation]:
+    """The digit itself: raw 8-bit pixels and a lossless PNG of them."""
+    raw, png = raw_encode(digit), png_encode(digit)
+    return [
+        Representation("raw pixels", raw, raw_decode(raw), "28×28 pixels, 1 byte each"),
+        Representation("PNG", png, png_decode(png), "lossless PNG of the 8-bit digit"),
+    ]
+
+
+def latent_representations(model: nn.Module, z) -> list[Representation]:
+    """A latent vector stored as float32 and as 8-bit codes, each decoded by the model."""
+    f32, u8 = float32_latent_encode(z), uint8_latent_encode(z)
+    d = model.latent_dim
+    return [
+        Representation("float32 latent", f32, _decode(model, float32_latent_decode(f32)),
+                       f"{d} numbers × 4 bytes"),
+        Representation("8-bit latent", u8, _decode(model, uint8_latent_decode(u8)),
+                       f"{d} codes × 1 byte + 8-byte range (min, max as float32)"),
+    ]

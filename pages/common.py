@@ -1,0 +1,275 @@
+"""Pieces every page shares: cached loaders, model pickers, digit pickers and the
+side-by-side view of both autoencoders. UI only: the computing happens in `ae`."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ae.analysis import reconstruct_digit
+from ae.catalog import ModelEntry, list_models, shipped_entry
+from ae.codec_link import CodecStatus, codec_status, compress_digit
+from ae.data import dataset_available, load_digits
+from ae.display import digit_image
+from ae.errors import AEError, NothingDrawn
+from ae.preprocess import drawing_to_digit, image_file_to_digit
+from ae.sample import load_sample
+from ae.sizes import latent_representations, picture_psnr, pixel_representations
+from ae.weights import load_model
+
+ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
+IMAGE_UPLOAD_HELP = "PNG, JPEG, GIF, WebP or BMP; a dark digit on light paper or a light digit on black."
+
+
+# ---- loaders: shared by every session, so treat what they return as read-only ----
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _load_model(path: str, mtime: float):
+    return load_model(path)
+
+
+def load_entry(entry: ModelEntry):
+    return _load_model(*entry.cache_key)
+
+
+def classifier():
+    """The shipped digit classifier, or None (the pages then skip 'what it reads')."""
+    entry = shipped_entry("classifier")
+    if entry is None:
+        return None
+    try:
+        return load_entry(entry)
+    except AEError:
+        return None
+
+
+@st.cache_resource(show_spinner=False)
+def _test_digits(full: bool):
+    return load_digits("test") if full else load_sample()
+
+
+def test_digits():
+    """The MNIST test set when a data folder is present, else the bundled 1,000-digit sample."""
+    full = dataset_available()
+    try:
+        return _test_digits(full)
+    except AEError:
+        return _test_digits(False)
+
+
+@st.cache_resource(show_spinner=False, ttl=120)
+def codec() -> CodecStatus:
+    return codec_status()
+
+
+# ---- model choice, remembered across pages ----
+
+def pick_models(where=st.sidebar) -> dict[str, ModelEntry | None]:
+    """One autoencoder per architecture; the choice is kept in session state for every page."""
+    chosen = {}
+    for arch in ("ff", "cnn"):
+        entries = list_models((arch,))
+        if not entries:
+            chosen[arch] = None
+            continue
+        labels = [e.label for e in entries]
+        remembered = st.session_state.get(f"model_{arch}")
+        index = labels.index(remembered) if remembered in labels else 0
+        label = where.selectbox(ARCH_TITLES[arch], labels, index=index, key=f"_pick_{arch}")
+        st.session_state[f"model_{arch}"] = label
+        chosen[arch] = entries[labels.index(label)]
+    if all(e is None for e in chosen.values()):
+        st.error("No autoencoder weights found: `weights/ff.safetensors` and `weights/cnn.safetensors` "
+                 "are missing. Restore them with `git checkout weights/` or train one on the Train page.")
+    return chosen
+
+
+def missing_model_note(arch: str) -> None:
+    st.info(f"No {ARCH_TITLES[arch].lower()} is available: its shipped weights are missing and no "
+            f"trained one was found. Train one on the **Train** page.")
+
+
+# ---- digits in, pictures out ----
+
+def show_digit(digit, caption: str, size: int = 140, where=None) -> None:
+    (where or st).image(digit_image(digit, size), caption=caption)
+
+
+def digit_from_upload(upload):
+    """An uploaded image file -> (digit, None), or (None, message) for anything unusable."""
+    try:
+        return image_file_to_digit(upload), None
+    except NothingDrawn:
+        return None, "That image holds no visible digit strokes."
+    except AEError as exc:
+        return None, str(exc)
+
+
+def digit_from_canvas(image_data):
+    """Canvas pixels -> digit, or None while nothing is drawn."""
+    if image_data is None:
+        return None
+    try:
+        return drawing_to_digit(np.asarray(image_data))
+    except AEError:
+        return None
+
+
+def draw_canvas(key: str, stroke_width: int = 18, size: int = 280):
+    """The drawing canvas (black paper, white ink). Imported here only: the component cannot be
+    imported outside a running app. Cleared by giving it a new key."""
+    from streamlit_drawable_canvas import st_canvas
+
+    generation = st.session_state.get(f"{key}_generation", 0)
+    result = st_canvas(stroke_width=stroke_width, stroke_color="#FFFFFF", background_color="#000000",
+                       height=size, width=size, drawing_mode="freedraw", return_image_data=True,
+                       key=f"{key}_{generation}")
+    return result.image_data
+
+
+def clear_canvas(key: str) -> None:
+    st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
+
+
+def pick_test_digit(key: str, where=None) -> tuple[np.ndarray, str]:
+    """Choose a test digit by class and position, or at random. Returns (digit, description)."""
+    where = where or st
+    data = test_digits()
+    labels = data.labels.numpy()
+    mode = where.segmented_control("Choose by", ["class", "index", "random"], default="class",
+                                   key=f"{key}_mode", required=True)
+    if mode == "class":
+        c1, c2 = where.columns(2)
+        cls = c1.selectbox("Digit class", list(range(10)), index=7, key=f"{key}_class")
+        members = np.flatnonzero(labels == cls)
+        nth = c2.number_input(f"Which one (1–{len(members)})", 1, len(members), 1, key=f"{key}_nth")
+        index = int(members[nth - 1])
+    elif mode == "index":
+        index = int(where.number_input(f"Index in the set (0–{len(data) - 1})", 0, len(data) - 1, 0,
+                                       key=f"{key}_index"))
+    else:
+        if f"{key}_random" not in st.session_state or where.button("Another random digit", key=f"{key}_reroll"):
+            st.session_state[f"{key}_random"] = int(np.random.default_rng().integers(len(data)))
+        index = min(st.session_state[f"{key}_random"], len(data) - 1)
+    return data.images[index, 0].numpy(), f"#{index} of the {data.source} (label {int(labels[index])})"
+
+
+def choose_digit(key: str, sources=("Test set", "Draw", "Upload")) -> tuple[np.ndarray | None, str]:
+    """A digit from the test set, a drawing or an uploaded image; (None, hint) until there is one."""
+    source = st.segmented_control("Digit from", list(sources), default=sources[0], key=f"{key}_source",
+                                  required=True)
+    if source == "Draw":
+        width = st.slider("Stroke width (px)", 6, 40, 18, key=f"{key}_stroke")
+        digit = digit_from_canvas(draw_canvas(f"{key}_canvas", width))
+        st.button("Clear drawing", key=f"{key}_clear", on_click=clear_canvas, args=(f"{key}_canvas",))
+        return digit, "your drawing" if digit is not None else "Draw a digit on the black square."
+    if source == "Upload":
+        upload = st.file_uploader("Image of a digit", key=f"{key}_upload", help=IMAGE_UPLOAD_HELP)
+        if upload is None:
+            return None, "Upload an image of a handwritten digit."
+        digit, error = digit_from_upload(upload)
+        if error:
+            st.error(error)
+            return None, "Try another image."
+        return digit, f"your upload {upload.name}"
+    return pick_test_digit(key)
+
+
+# ---- charts ----
+
+def latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
+    """196 FF neurons as a 14×14 heat map; other latents as bars (one per neuron)."""
+    d = len(latent)
+    side = int(round(d ** 0.5))
+    if arch == "ff" and side * side == d:
+        fig = go.Figure(go.Heatmap(z=latent.reshape(side, side), colorscale="RdBu", zmid=0,
+                                   colorbar=dict(thickness=10, title=dict(text="value", side="right")),
+                                   hovertemplate="neuron %{customdata}<br>value %{z:.3f}<extra></extra>",
+                                   customdata=np.arange(d).reshape(side, side)))
+        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
+        fig.update_xaxes(showticklabels=False)
+    else:
+        fig = go.Figure(go.Bar(x=np.arange(d), y=latent, marker_color=np.where(latent >= 0, "#ff4b4b", "#1f77b4"),
+                               hovertemplate="neuron %{x}<br>value %{y:.3f}<extra></extra>"))
+        fig.update_xaxes(title_text="latent neuron")
+        fig.update_yaxes(title_text="value")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+# ---- the side-by-side view of both autoencoders ----
+
+def show_input_digit(digit, caption: str) -> None:
+    show_digit(digit, caption, 168)
+    rows = [{"form": r.name, "bytes": r.size, "how": r.note} for r in pixel_representations(digit)]
+    st.dataframe(rows, hide_index=True, column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d B")})
+
+
+def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> None:
+    st.subheader(ARCH_TITLES[arch])
+    if entry is None:
+        missing_model_note(arch)
+        return
+    try:
+        model = load_entry(entry)
+    except AEError as exc:
+        st.error(f"Cannot load {entry.name}: {exc}")
+        return
+    result = reconstruct_digit(model, digit, classifier())
+    st.caption(f"{entry.label} · latent of {model.latent_dim} neurons")
+    left, right = st.columns([1, 1])
+    show_digit(result.image, "reconstruction", 168, where=left)
+    right.metric("PSNR", f"{result.psnr:.1f} dB", help="Peak signal-to-noise ratio against the input digit (higher is closer).")
+    right.metric("SSIM", f"{result.ssim:.3f}", help="Structural similarity, 1.0 = identical.")
+    if result.reading is not None:
+        right.metric("Classifier reads", f"{result.reading.label}", help="What the shipped digit classifier sees in the reconstruction.",
+                     delta=f"{100 * result.reading.confidence:.0f}% sure", delta_color="off", delta_arrow="off")
+    st.plotly_chart(latent_chart(result.latent, arch), key=f"{key}_latent_{arch}",
+                    config={"displayModeBar": False})
+    st.caption("The latent neurons for this digit (the 196 FF neurons as a 14×14 grid)." if arch == "ff"
+               else "The latent neurons for this digit, one bar each.")
+    rows = [{"form": r.name, "bytes": r.size, "decoded PSNR": r.psnr_against(digit), "how": r.note}
+            for r in latent_representations(model, result.latent)]
+    status = codec()
+    if status.available:
+        for point in status.points_for(arch):
+            try:
+                payload = compress_digit(status, digit, point.name)
+                rows.append({"form": f"coded payload ({point.name})", "bytes": payload.size,
+                             "decoded PSNR": picture_psnr(digit, payload.decoded[0]),
+                             "how": f"entropy-coded by {point.label}; decoded by its own decoder"})
+            except AEError as exc:
+                st.warning(f"The codec could not code this digit at {point.name}: {exc}")
+    st.dataframe(rows, hide_index=True, column_config={
+        "bytes": st.column_config.NumberColumn("bytes", format="%d B"),
+        "decoded PSNR": st.column_config.NumberColumn("decoded PSNR", format="%.1f dB")})
+    if not status.available:
+        st.caption(f"Coded payload: not shown. {status.message}")
+    elif not status.points_for(arch):
+        st.caption("The codec has no operating point for this architecture.")
+
+
+def side_by_side(digit, caption: str, models: dict[str, ModelEntry | None], key: str) -> None:
+    cols = st.columns([0.8, 1.1, 1.1], gap="medium")
+    with cols[0]:
+        st.subheader("Input digit")
+        show_input_digit(digit, caption)
+    for col, arch in zip(cols[1:], ("ff", "cnn")):
+        with col:
+            show_autoencoder(arch, models.get(arch), digit, key)
+
+
+def pick_digit_set(key: str, where=None):
+    """Several test digits: one class or all, a count and a reshuffle. Returns (images, labels, text)."""
+    where = where or st
+    data = test_digits()
+    c1, c2, c3 = where.columns([1, 1, 1], vertical_alignment="bottom")
+    cls = c1.selectbox("Class", ["all"] + list(range(10)), key=f"{key}_class")
+    count = c2.slider("How many", 4, 20, 12, key=f"{key}_count")
+    if c3.button("Shuffle", icon=":material/shuffle:", key=f"{key}_shuffle") or f"{key}_seed" not in st.session_state:
+        st.session_state[f"{key}_seed"] = int(np.random.default_rng().integers(1 << 30))
+    labels = data.labels.numpy()
+    pool = np.arange(len(labels)) if cls == "all" else np.flatnonzero(labels == cls)
+    chosen = np.random.default_rng(st.session_state[f"{key}_seed"]).choice(pool, size=min(count, len(pool)), replace=False)
+    text = f"{len(chosen)} random {'digits' if cls == 'all' else f'{cls}s'} from the {data.source}"
+    return data.images[chosen], data.labels[chosen], text

@@ -1,0 +1,118 @@
+"""Move through a model's latent space: sliders along the directions digits vary most,
+interpolation between two digits, and a 2-D map of the test digits' latents."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from ae.analysis import reconstruct_digit
+from ae.display import digit_image, strip
+from ae.errors import AEError
+from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
+from pages.common import ARCH_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, test_digits
+
+SLIDERS = 6
+MAP_POINTS = 2000
+
+
+@st.cache_resource(show_spinner="Encoding the test digits…", max_entries=8)
+def latent_space(_model, path: str, mtime: float, n_digits: int):
+    """Latents of the test digits, their principal directions and most varying neurons
+    (keyed by the weights file and its time, so a retrained model is encoded afresh)."""
+    data = test_digits()
+    z = encode_all(_model, data.images).numpy()
+    return z, data.labels.numpy(), fit_pca(z, k=max(SLIDERS, 2)), most_varying_dims(z, SLIDERS)
+
+
+st.title("Latent explorer")
+models = pick_models()
+arch = st.segmented_control("Model", ["ff", "cnn"], format_func=ARCH_TITLES.get, default="ff", key="latent_arch", required=True)
+entry = models.get(arch)
+if entry is None:
+    st.info(f"No {ARCH_TITLES[arch].lower()} is available: restore `weights/` or train one on the Train page.")
+    st.stop()
+try:
+    model = load_entry(entry)
+except AEError as exc:
+    st.error(f"Cannot load {entry.name}: {exc}")
+    st.stop()
+z_all, labels, pca, (dims, dim_stds) = latent_space(model, *entry.cache_key, len(test_digits()))
+st.caption(f"{entry.label}. Latent statistics from the {test_digits().source}.")
+
+left, right = st.columns([1, 1.4], gap="large")
+with left:
+    st.subheader("Starting digit")
+    digit, caption = choose_digit("latent")
+if digit is None:
+    right.info(caption)
+    st.stop()
+start = reconstruct_digit(model, digit)
+
+with right:
+    st.subheader("Move the latent")
+    mode = st.radio("Sliders move", ["principal directions", "single neurons"], horizontal=True, key="latent_slider_mode",
+                    help="Principal directions: the directions along which test digits' latents vary most (PCA). "
+                         "Single neurons: the latent neurons with the largest spread.")
+    slider_key = f"latent_{entry.name}_{mode}"
+    if st.button("Reset sliders", icon=":material/restart_alt:"):
+        for i in range(SLIDERS):
+            st.session_state[f"{slider_key}_{i}"] = 0.0
+    sliders, pictures = st.columns([1, 1])
+    with sliders:
+        offsets = []
+        for i in range(SLIDERS):
+            if mode == "principal directions":
+                label = f"direction {i + 1} ({100 * pca.explained[i]:.0f}% of variance)"
+            else:
+                label = f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})"
+            offsets.append(st.slider(label, -3.0, 3.0, 0.0, 0.1, key=f"{slider_key}_{i}", help="in standard deviations"))
+    moved = pca.move(start.latent, offsets) if mode == "principal directions" else move_dims(start.latent, dims, offsets, dim_stds)
+    with pictures:
+        show_digit(digit, caption, 112)
+        show_digit(start.image, "its reconstruction", 112)
+        show_digit(decode(model, moved)[0], "decoded from the moved latent", 112)
+    st.caption("Offsets are in standard deviations of the test digits' latents along each slider's direction.")
+
+st.divider()
+st.subheader("Interpolate to another digit")
+c1, c2 = st.columns([1, 2], gap="large")
+with c1:
+    other, other_caption = pick_test_digit("latent_other")
+    steps = st.slider("Steps", 3, 12, 8, key="latent_steps")
+with c2:
+    end = reconstruct_digit(model, other)
+    path = decode(model, interpolate(start.latent, end.latent, steps))
+    st.image(strip([digit_image(d, 72) for d in path]),
+             caption=f"straight line in latent space from the starting digit to {other_caption}")
+
+st.divider()
+st.subheader("Map of the latent space")
+show = min(MAP_POINTS, len(z_all))
+xy = pca.coords(z_all[:show])[:, :2]
+fig = go.Figure()
+for c in range(10):
+    mask = labels[:show] == c
+    fig.add_trace(go.Scattergl(x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=str(c),
+                               marker=dict(size=5, opacity=0.7), customdata=np.flatnonzero(mask),
+                               hovertemplate=f"digit {c} · #%{{customdata}}<extra></extra>"))
+here = pca.coords(start.latent)[0]
+fig.add_trace(go.Scatter(x=[here[0]], y=[here[1]], mode="markers", name="starting digit",
+                         marker=dict(symbol="star", size=16, color="black")))
+fig.update_layout(height=460, margin=dict(l=10, r=10, t=10, b=10), legend_title_text="class",
+                  xaxis_title="principal direction 1", yaxis_title="principal direction 2")
+m1, m2 = st.columns([2, 1], gap="large")
+with m1:
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"latent_map_{entry.name}")
+    st.caption(f"First two principal directions of {show:,} test digits' latents "
+               f"({100 * pca.explained[:2].sum():.0f}% of their variance), coloured by class. Click a point.")
+with m2:
+    points = (event.selection.points if event and event.selection else []) or []
+    picked = [p for p in points if p.get("curve_number", 10) < 10 and p.get("point_index") is not None]
+    if not picked:
+        st.info("Click a point on the map to decode it.")
+    else:
+        p = picked[0]
+        i = int(np.flatnonzero(labels[:show] == p["curve_number"])[p["point_index"]])
+        show_digit(test_digits().images[i, 0], f"test digit #{i} (label {labels[i]})", 112)
+        show_digit(decode(model, z_all[i])[0], "decoded from its full latent", 112)
+        show_digit(decode(model, pca.latent_at([p["x"], p["y"]]))[0],
+                   "decoded from its map position alone (other directions at the mean)", 112)

@@ -1,0 +1,80 @@
+"""Sender and receiver: a digit becomes a payload file of a few bytes, and a payload file
+becomes a digit again. Every byte shown is the payload itself."""
+import streamlit as st
+
+from ae.codec_link import compress_digit, receive
+from ae.display import digit_image, strip
+from ae.errors import AEError
+from ae.sizes import RAW_DIGIT_BYTES, picture_psnr
+from pages.common import choose_digit, codec, show_digit
+
+MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
+
+st.title("Send & receive")
+st.caption("The sender compresses a digit into a payload; the receiver needs nothing but those bytes "
+           "(and the shipped weights) to rebuild it.")
+status = codec()
+if not status.available:
+    st.warning(f"**Codec not available.** {status.message} Sending and receiving payloads needs the "
+               f"entropy codec (`ae/codec.py` and its coded weights). The Draw page still shows float32 "
+               f"and 8-bit latent sizes.", icon=":material/block:")
+    st.stop()
+
+send, receive_col = st.columns(2, gap="large")
+with send:
+    st.header("Sender", divider="red")
+    point_names = [p.name for p in status.points]
+    point_name = st.selectbox("Operating point", point_names, key="send_point",
+                              format_func=lambda n: f"{n} — {status.point(n).label}")
+    digit, caption = choose_digit("send")
+    if digit is None:
+        st.info(caption)
+    else:
+        try:
+            payload = compress_digit(status, digit, point_name)
+        except AEError as exc:
+            st.error(f"Could not compress this digit: {exc}")
+        else:
+            a, b = st.columns(2)
+            show_digit(digit, caption, 112, where=a)
+            show_digit(payload.decoded[0], f"what the receiver will see ({picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR)", 112, where=b)
+            st.metric("Payload", f"{payload.size} bytes", help="len() of the bytes below: the whole file.",
+                      delta=f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the {RAW_DIGIT_BYTES} B raw digit",
+                      delta_color="off", delta_arrow="off")
+            st.code(payload.data.hex(" "), language=None)
+            st.download_button("Download payload", payload.data, file_name=f"digit-{point_name}.bin",
+                               mime="application/octet-stream", icon=":material/download:", key="send_download")
+
+with receive_col:
+    st.header("Receiver", divider="blue")
+    upload = st.file_uploader("Payload file", key="receive_upload",
+                              help="A file from the sender's Download button (or `python -m ae` codec commands).")
+    pasted = st.text_input("…or paste the payload as hex", key="receive_hex", placeholder="e.g. 01 2f a3 …")
+    data, origin = None, ""
+    if upload is not None:
+        data, origin = upload.read(MAX_PAYLOAD_BYTES + 1), upload.name
+    elif pasted.strip():
+        try:
+            data, origin = bytes.fromhex(pasted.replace(":", " ")), "the pasted hex"
+        except ValueError:
+            st.error("That is not hexadecimal text: use pairs of 0-9/a-f characters, spaces allowed.")
+    if data is None:
+        st.info("Upload a payload file (or paste its hex) to decode it.", icon=":material/upload_file:")
+    elif len(data) > MAX_PAYLOAD_BYTES:
+        st.error(f"{origin} is larger than {MAX_PAYLOAD_BYTES:,} bytes: that is not a digit payload.")
+    elif not data:
+        st.error(f"{origin} is empty.")
+    else:
+        try:
+            received = receive(status, data)
+        except AEError as exc:
+            st.error(f"{origin} could not be decoded: {exc}")
+        else:
+            n = len(received.decoded)
+            st.success(f"Decoded {n} digit{'s' if n > 1 else ''} from {len(data)} bytes "
+                       f"({received.point}).", icon=":material/check_circle:")
+            if n == 1:
+                show_digit(received.decoded[0], "the received digit", 168)
+            else:
+                st.image(strip([digit_image(d, 56) for d in received.decoded[:60]]),
+                         caption=f"the received digits{' (first 60)' if n > 60 else ''}")
