@@ -100,6 +100,57 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_codec(args: argparse.Namespace) -> int:
+    """Train one operating point of the codec (a rate-distortion autoencoder) and save it with
+    its integer probability tables."""
+    import torch
+    from tqdm import tqdm
+
+    from ae.data import load_digits
+    from ae.models import ModelConfig, build_model
+    from ae.sample import load_sample
+    from ae.train import Trainer, TrainSettings
+    from ae.weights import load_model, save_model
+
+    torch.set_num_threads(args.threads)
+    if args.sample:
+        train, val = load_sample(), None
+    else:
+        train = load_digits("train", args.data_dir)
+        val = load_digits("test", args.data_dir).subset(args.val_size, seed=args.seed)
+    if args.init:
+        model = load_model(args.init).train()
+    else:
+        torch.manual_seed(args.seed)
+        model = build_model(ModelConfig(arch="rdae", latent_dim=args.latent, hidden=args.hidden))
+    model.rate_target_bits = args.target_bits
+    model.beta = args.beta
+    settings = TrainSettings(model="rdae", latent_dim=model.latent_dim, epochs=args.epochs, lr=args.lr,
+                             batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
+                             max_steps=args.max_steps, device="cpu")
+    trainer = Trainer(settings, train, val, model=model)
+    print(f"Training codec point {args.out} on {trainer.data.source}: target {args.target_bits} bits/digit",
+          file=sys.stderr)
+    with tqdm(total=trainer.total_steps, unit="step", file=sys.stderr, disable=args.quiet) as bar:
+        for event in trainer.run():
+            bar.update(event.step - bar.n)
+            bar.set_postfix({"bits": f"{model.last_bits:.1f}", "mse": f"{model.last_mse:.5f}",
+                             "beta": f"{model.beta:.2e}"})
+            if event.kind == "epoch":
+                bar.write(f"epoch {event.epoch}: loss {event.loss:.5f} bits {model.last_bits:.1f} "
+                          f"mse {model.last_mse:.5f} beta {model.beta:.3e}"
+                          + (f" val {event.val_loss:.5f}" if event.val_loss is not None else ""))
+    model.update()
+    card = trainer.card()
+    card["training"] |= {"init": args.init, "rate_target_bits": args.target_bits, "final_beta": model.beta,
+                         "threads": args.threads}
+    card["training_command"] = "python -m ae " + " ".join(args.raw_argv)
+    card["codec"] = {"id": args.id, "label": args.label or Path(args.out).stem}
+    path = save_model(model, args.out, card)
+    print(f"Saved {path} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
+    return 0
+
+
 def cmd_make_sample(args: argparse.Namespace) -> int:
     from ae.sample import build_sample
 
@@ -137,6 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-cards", action="store_true", help="write the metrics into the weights cards")
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train-codec", help="train one operating point of the codec (rate-distortion autoencoder)")
+    p.add_argument("--out", required=True, help="weights file to write, e.g. weights/rd-q1.safetensors")
+    p.add_argument("--id", type=int, required=True, help="operating-point id written in payload headers (1-15)")
+    p.add_argument("--label", help="short human label for the app")
+    p.add_argument("--target-bits", type=float, required=True, help="rate target in bits per digit")
+    p.add_argument("--latent", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=1024)
+    p.add_argument("--init", help="start from these weights (a name or path) instead of from scratch")
+    p.add_argument("--beta", type=float, default=1e-4, help="initial rate weight (then tuned to the target)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-size", type=int)
+    p.add_argument("--val-size", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--sample", action="store_true", help="train on the bundled sample (tests)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
+    p.set_defaults(func=cmd_train_codec)
 
     p = sub.add_parser("make-sample", help="rebuild the bundled sample from the MNIST test set")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")

@@ -158,3 +158,9 @@ def is_autoencoder(model: nn.Module) -> bool:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# The codec's rate-distortion autoencoder registers here so weights cards can name it.
+from ae.rdae import RateDistortionAE  # noqa: E402  (ae.rdae imports the names defined above)
+
+ARCHITECTURES["rdae"] = RateDistortionAE

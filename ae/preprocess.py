@@ -108,7 +108,9 @@ def _open_image(source) -> Image.Image:
             img.load()
     except PreprocessError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PreprocessError("The image has too many pixels: too large to process.") from None
+    except UnidentifiedImageError:
         raise PreprocessError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, ...).") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise PreprocessError(f"The image file is damaged or truncated ({exc}).") from None

@@ -1,0 +1,353 @@
+"""The codec: digit images -> a few bytes -> digit images, with a rate-distortion autoencoder,
+integer probability tables and constriction's range coder.
+
+Payload formats (all integers big-endian):
+
+  single digit   [tag:1][crc16:2][body]            header = 3 bytes
+  container      [tag:1][count:LEB128][crc32:4][body]
+  tag            bits 7-5 format version (1), bit 4 container flag, bits 3-0 operating-point id
+
+The CRC covers a fingerprint of the model (8 bytes of a sha256 over its weights and tables),
+the header bytes before it and the body, so a payload made by another model, even one with the
+same id, fails the check. The body is constriction's range-coder output for the latent symbols
+(per latent dimension, one integer frequency table stored with the weights), cut to the
+shortest byte prefix that still decodes to the same symbols when zero-padded to whole 32-bit
+words. That cut is deterministic and the decoder re-encodes what it decoded and insists on the
+same bytes, so every payload has exactly one valid form. A container codes all its digits in
+one stream (dimension-major), paying the coder's termination once.
+
+Every size the project reports is `len(payload)`, header included.
+"""
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import constriction
+import numpy as np
+import torch
+
+from ae.entropy import ALPHABET, MAX_SYMBOL
+from ae.errors import AEError, WeightsError
+
+FORMAT_VERSION = 1
+SINGLE_HEADER_BYTES = 3
+CONTAINER_FLAG = 0x10
+MAX_POINT_ID = 15
+MAX_CONTAINER_DIGITS = 1 << 20
+FINGERPRINT_BYTES = 8
+TRIM_SEARCH_BYTES = 8  # the shortest prefix is searched among the last 8 bytes of the stream
+
+
+class CodecError(AEError):
+    """A payload is corrupt, truncated, foreign or made by another model; or an input can't be coded."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    name: str  # e.g. "rd-q1": also the weights file name
+    id: int  # written in every payload header
+    arch: str
+    label: str  # short human text for the app
+    card: dict = field(compare=False, repr=False)  # the weights card, incl. measured metrics
+    path: Path | None = field(default=None, compare=False)
+
+
+@dataclass
+class Decoded:
+    images: torch.Tensor  # (N,1,28,28) float32 on the 8-bit grid
+    point: str
+    symbols: torch.Tensor  # (N,D) int32, the decoded latents
+
+
+# ----------------------------------------------------------------------------------------------
+# Operating points: the shipped coded models, discovered from their cards
+# ----------------------------------------------------------------------------------------------
+
+def _weights_dir() -> Path:
+    from ae.weights import WEIGHTS_DIR
+    return WEIGHTS_DIR
+
+
+def operating_points(weights_dir: Path | None = None) -> list[OperatingPoint]:
+    """Shipped coded models (cards with a "codec" block), lowest rate first (by id)."""
+    folder = Path(weights_dir) if weights_dir else _weights_dir()
+    points = []
+    for card_file in sorted(folder.glob("*.json")):
+        try:
+            card = json.loads(card_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(card, dict) or "codec" not in card:
+            continue
+        points.append(OperatingPoint(name=card_file.stem, id=int(card["codec"]["id"]),
+                                     arch=card["config"]["arch"], label=card["codec"].get("label", card_file.stem),
+                                     card=card, path=card_file.with_suffix(".safetensors")))
+    return sorted(points, key=lambda p: p.id)
+
+
+def find_point(name_or_quality: str | int, family: str = "rd") -> OperatingPoint:
+    """'rd-q2', or a quality number (2 -> 'rd-q2' of the family)."""
+    points = operating_points()
+    wanted = f"{family}-q{name_or_quality}" if isinstance(name_or_quality, int) else name_or_quality
+    for p in points:
+        if p.name == wanted:
+            return p
+    known = ", ".join(p.name for p in points) or "none (weights/ holds no codec cards)"
+    raise CodecError(f"Unknown operating point {wanted!r}; known: {known}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# A loaded operating point: model + integer tables + constriction models
+# ----------------------------------------------------------------------------------------------
+
+class PointCoder:
+    """Everything needed to code with one model. Built from a loaded model, so tests can code
+    with a model that exists only in memory."""
+
+    def __init__(self, model: torch.nn.Module, point_id: int, name: str):
+        if not hasattr(model, "prior") or not model.prior.ready:
+            raise CodecError(f"{name} has no integer probability tables: run its update() step first.")
+        if not 0 <= point_id <= MAX_POINT_ID:
+            raise CodecError(f"operating-point id {point_id} does not fit the header (0-{MAX_POINT_ID}).")
+        self.model = model.eval()
+        self.id, self.name = point_id, name
+        self.frequencies = model.prior.frequencies.detach().cpu().numpy().astype(np.int64)  # (D, A)
+        self.dims = self.frequencies.shape[0]
+        # constriction rescales the integer rows itself; the float64 values are exact copies of
+        # the integers, so every machine builds the same quantised model.
+        self.categoricals = [constriction.stream.model.Categorical(row.astype(np.float64), perfect=False)
+                             for row in self.frequencies]
+        digest = hashlib.sha256()
+        for key, tensor in sorted(model.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.fingerprint = digest.digest()[:FINGERPRINT_BYTES]
+
+    # -- latents <-> symbols ----------------------------------------------------------------
+    @torch.no_grad()
+    def symbols(self, images: torch.Tensor) -> np.ndarray:
+        """(N,1,28,28) -> (N,D) int32 symbols (the rounded, clamped latents)."""
+        return self.model.encode(images).to(torch.int32).numpy()
+
+    def images(self, symbols: np.ndarray) -> torch.Tensor:
+        return self.model.decode_exact(torch.from_numpy(np.ascontiguousarray(symbols)))
+
+    # -- entropy coding ----------------------------------------------------------------------
+    def encode_stream(self, symbols: np.ndarray) -> bytes:
+        """(N,D) symbols -> the trimmed range-coder bytes (dimension-major order)."""
+        shifted = symbols.astype(np.int32) + MAX_SYMBOL
+        encoder = constriction.stream.queue.RangeEncoder()
+        for d, model in enumerate(self.categoricals):
+            encoder.encode(np.ascontiguousarray(shifted[:, d]), model)
+        full = encoder.get_compressed().astype(">u4").tobytes()
+        return _shortest_prefix(full, lambda body: self._decodes_to(body, shifted))
+
+    def decode_stream(self, body: bytes, count: int) -> np.ndarray:
+        """Inverse of encode_stream for `count` digits; raises CodecError unless `body` is
+        exactly what encode_stream writes for the decoded symbols."""
+        try:
+            shifted = self._decode_shifted(body, count)
+        except Exception as exc:  # constriction rejects some impossible streams outright
+            raise CodecError(f"The payload body does not decode ({exc}).") from None
+        symbols = shifted - MAX_SYMBOL
+        if self.encode_stream(symbols) != body:
+            raise CodecError("The payload body is not a valid encoding (corrupt or truncated).")
+        return symbols
+
+    def _decode_shifted(self, body: bytes, count: int) -> np.ndarray:
+        words = np.frombuffer(body + bytes(-len(body) % 4), dtype=">u4").astype(np.uint32)
+        decoder = constriction.stream.queue.RangeDecoder(words)
+        out = np.empty((count, self.dims), dtype=np.int32)
+        for d, model in enumerate(self.categoricals):
+            out[:, d] = decoder.decode(model, count)
+        return out
+
+    def _decodes_to(self, body: bytes, shifted: np.ndarray) -> bool:
+        try:
+            return bool(np.array_equal(self._decode_shifted(body, len(shifted)), shifted))
+        except Exception:
+            return False
+
+    def estimated_bits(self, symbols: np.ndarray) -> np.ndarray:
+        """Information content of each digit's symbols under the integer tables (no overhead)."""
+        freq = np.take_along_axis(self.frequencies, (symbols.astype(np.int64) + MAX_SYMBOL).T, axis=1).T
+        return (np.log2(float(self.frequencies[0].sum())) - np.log2(freq)).sum(1)
+
+
+def _shortest_prefix(full: bytes, decodes) -> bytes:
+    """The shortest byte string that still decodes correctly once zero-padded to whole words:
+    for each length L (from len-8 up), the first L bytes, then those bytes plus one in the
+    last place (a point inside the coder's final interval). Deterministic in the symbols."""
+    for length in range(max(0, len(full) - TRIM_SEARCH_BYTES), len(full)):
+        prefix = full[:length]
+        if decodes(prefix):
+            return prefix
+        if length:
+            bumped = int.from_bytes(prefix, "big") + 1
+            if bumped < 1 << (8 * length):
+                candidate = bumped.to_bytes(length, "big")
+                if decodes(candidate):
+                    return candidate
+    return full
+
+
+@lru_cache(maxsize=16)
+def _coder_for(name: str) -> PointCoder:
+    from ae.weights import load_model
+    point = find_point(name)
+    try:
+        model = load_model(point.path)
+    except WeightsError as exc:
+        raise CodecError(f"Cannot load operating point {name}: {exc}") from None
+    return PointCoder(model, point.id, point.name)
+
+
+def get_coder(point: str | int | OperatingPoint | PointCoder) -> PointCoder:
+    if isinstance(point, PointCoder):
+        return point
+    if isinstance(point, OperatingPoint):
+        point = point.name
+    if isinstance(point, int):
+        point = find_point(point).name
+    return _coder_for(point)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API: images <-> bytes
+# ----------------------------------------------------------------------------------------------
+
+def as_image_batch(images) -> torch.Tensor:
+    """(28,28), (N,28,28) or (N,1,28,28), numpy or torch, float in [0,1] or uint8 -> (N,1,28,28) float32."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise CodecError(f"Expected an image array, got {type(images).__name__}.")
+    if images.dtype == torch.uint8:
+        images = images.float() / 255.0
+    if not images.is_floating_point():
+        raise CodecError(f"Expected float pixels in [0, 1] or uint8, got {images.dtype}.")
+    if images.dim() == 2:
+        images = images[None, None]
+    elif images.dim() == 3:
+        images = images[:, None]
+    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28) or len(images) == 0:
+        raise CodecError(f"Expected 28x28 digit images, got shape {tuple(images.shape)}.")
+    images = images.detach().cpu().float()
+    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise CodecError("Pixels must be finite and within [0, 1].")
+    return images
+
+
+def _tag(point_id: int, container: bool) -> int:
+    return (FORMAT_VERSION << 5) | (CONTAINER_FLAG if container else 0) | point_id
+
+
+def _leb128(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def compress_symbols(symbols: np.ndarray, coder: PointCoder, container: bool | None = None) -> bytes:
+    """(N,D) symbols -> payload. One digit -> the single-digit format unless container=True."""
+    symbols = np.asarray(symbols, dtype=np.int32)
+    if container is None:
+        container = len(symbols) > 1
+    if not container and len(symbols) != 1:
+        raise CodecError("The single-digit format holds exactly one digit.")
+    if len(symbols) > MAX_CONTAINER_DIGITS:
+        raise CodecError(f"At most {MAX_CONTAINER_DIGITS:,} digits fit in one container.")
+    body = coder.encode_stream(symbols)
+    if container:
+        head = bytes([_tag(coder.id, True)]) + _leb128(len(symbols))
+        crc = zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big")
+    else:
+        head = bytes([_tag(coder.id, False)])
+        crc = binascii.crc_hqx(coder.fingerprint + head + body, 0).to_bytes(2, "big")
+    return head + crc + body
+
+
+def compress(images, point: str | int | OperatingPoint | PointCoder = "rd-q2",
+             container: bool | None = None) -> bytes:
+    """Digit image(s) -> payload bytes. One image -> the compact single-digit payload; several
+    -> one container (or pass container=True/False explicitly)."""
+    coder = get_coder(point)
+    return compress_symbols(coder.symbols(as_image_batch(images)), coder, container)
+
+
+def parse_header(payload: bytes) -> tuple[int, bool, int, int]:
+    """-> (point id, is container, digit count, header length). Checks only the layout."""
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise CodecError(f"A payload is bytes, got {type(payload).__name__}.")
+    payload = bytes(payload)
+    if len(payload) < SINGLE_HEADER_BYTES:
+        raise CodecError(f"The payload is {len(payload)} bytes: too short to be a digit payload.")
+    tag = payload[0]
+    if tag >> 5 != FORMAT_VERSION:
+        raise CodecError(f"Not a digit payload of format version {FORMAT_VERSION} (first byte 0x{tag:02x}).")
+    point_id, container = tag & 0x0F, bool(tag & CONTAINER_FLAG)
+    if not container:
+        return point_id, False, 1, SINGLE_HEADER_BYTES
+    count, shift, pos = 0, 0, 1
+    while True:
+        if pos >= len(payload) or shift > 20:
+            raise CodecError("The container header is truncated or its digit count is malformed.")
+        byte = payload[pos]
+        count |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            break
+    if not 2 <= count <= MAX_CONTAINER_DIGITS or _leb128(count) != payload[1:pos]:
+        raise CodecError("The container's digit count is invalid.")
+    if len(payload) < pos + 4:
+        raise CodecError("The container header is truncated.")
+    return point_id, True, count, pos + 4
+
+
+def decompress(payload: bytes, coders: list[PointCoder] | None = None) -> Decoded:
+    """Payload -> decoded digits. Raises CodecError on anything corrupt, truncated, foreign or
+    made by a model this decoder does not have. `coders` replaces the shipped operating points."""
+    point_id, container, count, header_len = parse_header(payload)
+    payload = bytes(payload)
+    if coders is None:
+        by_id = {p.id: p for p in operating_points()}
+        if point_id not in by_id:
+            raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have "
+                             f"(known: {sorted(by_id) or 'none'}).")
+        coder = get_coder(by_id[point_id])
+    else:
+        matches = [c for c in coders if c.id == point_id]
+        if not matches:
+            raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have.")
+        coder = matches[0]
+    head, body = payload[:header_len], payload[header_len:]
+    if container:
+        expected = zlib.crc32(coder.fingerprint + head[:-4] + body).to_bytes(4, "big")
+    else:
+        expected = binascii.crc_hqx(coder.fingerprint + head[:1] + body, 0).to_bytes(2, "big")
+    if head[-len(expected):] != expected:
+        raise CodecError(f"Integrity check failed: the payload is corrupt or truncated, or was made by "
+                         f"another model than {coder.name}.")
+    symbols = coder.decode_stream(body, count)
+    return Decoded(images=coder.images(symbols), point=coder.name, symbols=torch.from_numpy(symbols))
+
+
+def payload_info(payload: bytes) -> dict:
+    """What a payload's header says (for display), without decoding it."""
+    point_id, container, count, header_len = parse_header(payload)
+    return {"bytes": len(payload), "header_bytes": header_len, "point_id": point_id,
+            "container": container, "digits": count}
+
+
+__all__ = ["CodecError", "OperatingPoint", "Decoded", "PointCoder", "operating_points", "find_point",
+           "get_coder", "compress", "compress_symbols", "decompress", "parse_header", "payload_info",
+           "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES", "ALPHABET"]

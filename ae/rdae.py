@@ -1,0 +1,95 @@
+"""The codec's rate-distortion autoencoder: a feedforward autoencoder whose latents are rounded
+to integers and priced in bits by a learned prior (`ae.entropy`).
+
+Training minimises `MSE + beta * bits` (uniform noise stands in for rounding in the rate term,
+the decoder sees straight-through rounded latents). With a `rate_target_bits`, beta is tuned
+on the fly (a multiplicative dual step) so the model lands on that rate: one operating point
+per target. `encode` returns the rounded latents the codec sends, so `decode(encode(x))` is
+the codec's reconstruction; `decode_exact` is the bit-reproducible version the codec uses.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ae.entropy import LogisticMixturePrior, quantize
+from ae.models import IMAGE_SIDE, NUM_PIXELS, ModelConfig
+
+BETA_STEP = 0.02  # how fast beta follows the rate target (per training step)
+
+
+class RateDistortionAE(nn.Module):
+    """784 -> hidden -> hidden/2 -> latent (rounded) -> hidden/2 -> hidden -> 784 (sigmoid)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.latent_dim = config.latent_dim
+        h = config.hidden
+        self.encoder = nn.Sequential(
+            nn.Flatten(),  # (B,1,28,28) -> (B,784)
+            nn.Linear(NUM_PIXELS, h), nn.ReLU(),
+            nn.Linear(h, h // 2), nn.ReLU(),
+            nn.Linear(h // 2, config.latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, h // 2), nn.ReLU(),
+            nn.Linear(h // 2, h), nn.ReLU(),
+            nn.Linear(h, NUM_PIXELS),
+        )
+        self.prior = LogisticMixturePrior(config.latent_dim)
+        # Training-only state (not saved): the rate target and the current rate weight.
+        self.rate_target_bits: float | None = None
+        self.beta = 1e-4
+        self._decoder64: nn.Module | None = None
+
+    # --- the model API shared with the other autoencoders -------------------------------------
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)  # (B,1,28,28) -> (B,D) continuous latents
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize(self.analyse(x), "symbols").float()  # (B,D) integer-valued
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z)).view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    # --- rate-distortion training -------------------------------------------------------------
+    def training_loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.analyse(x)
+        if self.training:
+            bits = self.prior.bits(quantize(y, "noise")).mean()
+        else:  # validation: the real rounded latents
+            bits = self.prior.bits(quantize(y, "ste")).mean()
+        mse = F.mse_loss(self.decode(quantize(y, "ste")), x)
+        if self.training and self.rate_target_bits:
+            error = (bits.item() - self.rate_target_bits) / self.rate_target_bits
+            self.beta *= math.exp(BETA_STEP * max(min(error, 1.0), -1.0))
+        self.last_bits, self.last_mse = bits.item(), mse.item()
+        return mse + self.beta * bits
+
+    def update(self) -> torch.Tensor:
+        """Freeze the prior into the integer tables the coder uses (after training)."""
+        return self.prior.update()
+
+    # --- exact decoding for the codec ----------------------------------------------------------
+    def train(self, mode: bool = True):
+        self._decoder64 = None  # weights may change: drop the float64 copy
+        return super().train(mode)
+
+    @torch.no_grad()
+    def decode_exact(self, symbols: torch.Tensor) -> torch.Tensor:
+        """(B,D) integer symbols -> (B,1,28,28) float32 images on the 8-bit grid (k/255).
+        Computed in float64 and rounded to 8 bits: summation-order differences between thread
+        counts or machines (~1e-16) cannot move a pixel across a rounding boundary in practice."""
+        if self._decoder64 is None:
+            import copy
+            self._decoder64 = copy.deepcopy(self.decoder).double().eval()
+        logits = self._decoder64(symbols.to(torch.float64))
+        pixels = torch.round(torch.sigmoid(logits) * 255.0)
+        return (pixels / 255.0).float().view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)

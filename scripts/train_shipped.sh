@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Retrain the three shipped models and measure them: the exact commands behind weights/*.json.
+# Usage: bash scripts/train_shipped.sh DATA_DIR   (MNIST in torchvision's layout, e.g. ../shared/data)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+cd "$AE_ROOT"
+data="${1:?usage: bash scripts/train_shipped.sh DATA_DIR}"
+python -m ae train --model classifier --epochs 6 --data-dir "$data" --out weights/classifier.safetensors
+python -m ae train --model cnn --epochs 15 --data-dir "$data" --out weights/cnn.safetensors
+python -m ae train --model ff --epochs 40 --data-dir "$data" --out weights/ff.safetensors
+python -m ae evaluate --data-dir "$data" --update-cards
