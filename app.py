@@ -1,14 +1,19 @@
 """Digits in a few bytes: the Streamlit app. This file routes the pages and holds the Home page.
 
 Start it with `streamlit run app.py` (or `bash scripts/app.sh`)."""
+import logging
+
 import streamlit as st
+
+log = logging.getLogger("ae.app")
 
 
 def home() -> None:
     from ae.architecture import to_dot
-    from ae.catalog import shipped_entry
+    from ae.catalog import list_models, shipped_entry
+    from ae.codec_link import point_metric
     from ae.errors import AEError
-    from pages.common import ARCH_TITLES, codec, load_entry
+    from pages.common import SHORT_TITLES, codec, load_entry
 
     st.title("Digits in a few bytes")
     st.markdown(
@@ -24,28 +29,33 @@ def home() -> None:
     cols = st.columns(2, gap="large")
     for col, arch in zip(cols, ("ff", "cnn")):
         with col:
-            st.subheader(ARCH_TITLES[arch])
+            st.subheader(SHORT_TITLES[arch])
             entry = shipped_entry(arch)
             if entry is None:
-                st.info(f"The shipped weights `weights/{arch}.safetensors` are missing: restore them with "
-                        f"`git checkout weights/` or train one on the Train page.")
-                continue
+                st.warning(f"The shipped weights `weights/{arch}.safetensors` are missing: restore them with "
+                           f"`git checkout weights/` or train one on the Train page.")
+                entry = next(iter(list_models((arch,))), None)
+                if entry is None:
+                    continue
+                st.caption(f"Showing your model {entry.name} instead.")
             try:
                 model = load_entry(entry)
             except AEError as exc:
                 st.error(str(exc))
                 continue
-            st.graphviz_chart(to_dot(model, horizontal=False), width="stretch")
             m = entry.metrics
             a, b, c = st.columns(3)
-            a.metric("Latent", f"{model.latent_dim} neurons", help="float32: 4 bytes each")
-            b.metric("PSNR", f"{m['psnr']:.1f} dB" if "psnr" in m else "—")
+            a.metric("Latent neurons", f"{model.latent_dim}", help=f"{4 * model.latent_dim} bytes as float32")
+            b.metric("PSNR", f"{m['psnr']:.1f} dB" if "psnr" in m else "—",
+                     help="Peak signal-to-noise ratio of the reconstructions, mean over test digits.")
             c.metric("Read correctly", f"{100 * m['accuracy']:.1f}%" if "accuracy" in m else "—",
                      help="Share of reconstructions the digit classifier reads as the right digit.")
             params = m.get("parameters") or entry.card.get("parameters")
             note = f"{params:,} parameters · " if params else ""
             note += f"measured on {entry.card['metrics_data']}" if entry.card.get("metrics_data") else "not measured yet"
             st.caption(note + (f" · `{entry.card['metrics_command']}`" if entry.card.get("metrics_command") else ""))
+            st.graphviz_chart(to_dot(model, horizontal=False), width="content")
+            st.caption("Layers with the tensor shape after each (channels×height×width); the latent in red.")
     if classifier_entry is not None and "accuracy" in classifier_entry.metrics:
         st.caption(f"The digit classifier that judges reconstructions reads "
                    f"{100 * classifier_entry.metrics['accuracy']:.2f}% of the original test digits correctly.")
@@ -53,8 +63,8 @@ def home() -> None:
     if status.available:
         st.subheader("Coded operating points")
         st.dataframe([{"point": p.name, "model": p.arch, "what": p.label,
-                       "mean bytes per digit": p.card.get("mean_bytes"), "PSNR (dB)": p.card.get("psnr"),
-                       "read correctly": p.card.get("accuracy")} for p in status.points],
+                       "mean bytes per digit": point_metric(p, "mean_bytes"), "PSNR (dB)": point_metric(p, "psnr"),
+                       "read correctly": point_metric(p, "accuracy")} for p in status.points],
                      hide_index=True, column_config={
                          "mean bytes per digit": st.column_config.NumberColumn(format="%.1f B"),
                          "PSNR (dB)": st.column_config.NumberColumn(format="%.1f dB"),
@@ -73,4 +83,9 @@ navigation = st.navigation([
     st.Page("pages/compare.py", title="Compare", icon=":material/monitoring:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ])
-navigation.run()
+try:
+    navigation.run()
+except Exception as exc:  # last line of defence: a message on the page, the traceback in the server log
+    log.exception("page %s failed", navigation.title)
+    st.error(f"Something went wrong on this page ({type(exc).__name__}: {exc}). Reload the page to try "
+             f"again; the details are in the server's log.", icon=":material/error:")

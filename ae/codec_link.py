@@ -27,11 +27,24 @@ class CodecStatus:
     def points_for(self, arch: str) -> list:
         return [p for p in self.points if getattr(p, "arch", None) == arch]
 
+    def coded_model_points(self) -> list:
+        """Points whose model is not one of the plain autoencoders (the codec's own models)."""
+        return [p for p in self.points if getattr(p, "arch", None) not in ("ff", "cnn")]
+
     def point(self, name: str):
         for p in self.points:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def point_metric(point, key: str):
+    """A measured figure of an operating point from its card (top level, "codec" or "metrics")."""
+    card = getattr(point, "card", None) or {}
+    for where in (card, card.get("codec") or {}, card.get("metrics") or {}):
+        if isinstance(where, dict) and where.get(key) is not None:
+            return where[key]
+    return None
 
 
 def codec_status() -> CodecStatus:

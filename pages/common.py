@@ -18,6 +18,7 @@ from ae.sizes import latent_representations, picture_psnr, pixel_representations
 from ae.weights import load_model
 
 ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
+SHORT_TITLES = {"ff": "Feedforward (FF)", "cnn": "Convolutional (CNN)"}
 IMAGE_UPLOAD_HELP = "PNG, JPEG, GIF, WebP or BMP; a dark digit on light paper or a light digit on black."
 
 
@@ -92,7 +93,7 @@ def missing_model_note(arch: str) -> None:
 # ---- digits in, pictures out ----
 
 def show_digit(digit, caption: str, size: int = 140, where=None) -> None:
-    (where or st).image(digit_image(digit, size), caption=caption)
+    (where or st).image(digit_image(digit, size), output_format="PNG", caption=caption, width=size)
 
 
 def digit_from_upload(upload):
@@ -201,12 +202,14 @@ def latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
 
 def show_input_digit(digit, caption: str) -> None:
     show_digit(digit, caption, 168)
-    rows = [{"form": r.name, "bytes": r.size, "how": r.note} for r in pixel_representations(digit)]
-    st.dataframe(rows, hide_index=True, column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d B")})
+    reps = pixel_representations(digit)
+    st.dataframe([{"form": r.name, "bytes": r.size} for r in reps], hide_index=True,
+                 column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d B")})
+    st.caption(" · ".join(f"{r.name}: {r.note}" for r in reps) + ".")
 
 
 def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> None:
-    st.subheader(ARCH_TITLES[arch])
+    st.subheader(SHORT_TITLES[arch])
     if entry is None:
         missing_model_note(arch)
         return
@@ -228,25 +231,24 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
                     config={"displayModeBar": False})
     st.caption("The latent neurons for this digit (the 196 FF neurons as a 14×14 grid)." if arch == "ff"
                else "The latent neurons for this digit, one bar each.")
-    rows = [{"form": r.name, "bytes": r.size, "decoded PSNR": r.psnr_against(digit), "how": r.note}
-            for r in latent_representations(model, result.latent)]
+    reps = latent_representations(model, result.latent)
+    rows = [{"form": r.name, "bytes": r.size, "decoded PSNR": r.psnr_against(digit)} for r in reps]
+    notes = [f"{r.name}: {r.note}" for r in reps]
     status = codec()
-    if status.available:
+    if status.available and status.points_for(arch):
         for point in status.points_for(arch):
             try:
                 payload = compress_digit(status, digit, point.name)
-                rows.append({"form": f"coded payload ({point.name})", "bytes": payload.size,
-                             "decoded PSNR": picture_psnr(digit, payload.decoded[0]),
-                             "how": f"entropy-coded by {point.label}; decoded by its own decoder"})
             except AEError as exc:
                 st.warning(f"The codec could not code this digit at {point.name}: {exc}")
+                continue
+            rows.append({"form": f"coded ({point.name})", "bytes": payload.size,
+                         "decoded PSNR": picture_psnr(digit, payload.decoded[0])})
+            notes.append(f"coded ({point.name}): the whole payload, decoded by the codec")
     st.dataframe(rows, hide_index=True, column_config={
         "bytes": st.column_config.NumberColumn("bytes", format="%d B"),
         "decoded PSNR": st.column_config.NumberColumn("decoded PSNR", format="%.1f dB")})
-    if not status.available:
-        st.caption(f"Coded payload: not shown. {status.message}")
-    elif not status.points_for(arch):
-        st.caption("The codec has no operating point for this architecture.")
+    st.caption("; ".join(notes) + ". Decoded PSNR: what each form decodes back to, against the input digit.")
 
 
 def side_by_side(digit, caption: str, models: dict[str, ModelEntry | None], key: str) -> None:
@@ -257,6 +259,34 @@ def side_by_side(digit, caption: str, models: dict[str, ModelEntry | None], key:
     for col, arch in zip(cols[1:], ("ff", "cnn")):
         with col:
             show_autoencoder(arch, models.get(arch), digit, key)
+    show_coded_payloads(digit)
+
+
+def show_coded_payloads(digit) -> None:
+    """The digit through the entropy codec at each operating point of its own coded model."""
+    status = codec()
+    st.subheader("Entropy-coded payloads")
+    if not status.available:
+        st.info(f"Codec not available: {status.message} Until it is, the sizes above (float32 and 8-bit "
+                f"latents) are the smallest forms shown.", icon=":material/info:")
+        return
+    points = status.coded_model_points()
+    if not points:
+        st.caption("Every operating point codes one of the autoencoders above: see their tables.")
+        return
+    st.caption("The codec's rate–distortion autoencoder rounds its latent to integers and a range coder "
+               "packs them; each size is the whole payload file a receiver needs (header included).")
+    cols = st.columns(min(len(points), 6))
+    for col, point in zip(cols * (len(points) // len(cols) + 1), points):
+        with col:
+            try:
+                payload = compress_digit(status, digit, point.name)
+            except AEError as exc:
+                st.warning(f"{point.name}: {exc}")
+                continue
+            show_digit(payload.decoded[0], f"{point.name}: {point.label}", 112)
+            st.metric(f"{point.name} payload", f"{payload.size} B",
+                      delta=f"{picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR", delta_color="off", delta_arrow="off")
 
 
 def pick_digit_set(key: str, where=None):

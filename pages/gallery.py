@@ -22,7 +22,7 @@ images, labels, description = pick_digit_set("gallery_grid")
 tile = 56
 st.caption(f"{description}. Error maps show |input − reconstruction| per pixel: black is exact, "
            f"red to yellow to white is off by up to 1.0.")
-st.image(strip([digit_image(d, tile) for d in images[:, 0]]), caption="input digits")
+st.image(strip([digit_image(d, tile) for d in images[:, 0]]), output_format="PNG", caption="input digits")
 for arch in ("ff", "cnn"):
     entry = models.get(arch)
     if entry is None:
@@ -38,6 +38,6 @@ for arch in ("ff", "cnn"):
         right = np.mean([r.label == int(l) for r, l in zip(result.readings, labels)])
         read = f", the classifier reads {100 * right:.0f}% of them correctly"
     st.markdown(f"**{ARCH_TITLES[arch]}** ({entry.name}): mean PSNR {result.psnr.mean():.1f} dB{read}")
-    st.image(strip([digit_image(d, tile) for d in result.images[:, 0]]), caption="reconstructions")
+    st.image(strip([digit_image(d, tile) for d in result.images[:, 0]]), output_format="PNG", caption="reconstructions")
     st.image(strip([error_image(x, y, tile) for x, y in zip(images[:, 0], result.images[:, 0])]),
-             caption="error maps")
+             output_format="PNG", caption="error maps")

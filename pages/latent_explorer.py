@@ -8,7 +8,7 @@ from ae.analysis import reconstruct_digit
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
-from pages.common import ARCH_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, test_digits
+from pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, test_digits
 
 SLIDERS = 6
 MAP_POINTS = 2000
@@ -23,9 +23,14 @@ def latent_space(_model, path: str, mtime: float, n_digits: int):
     return z, data.labels.numpy(), fit_pca(z, k=max(SLIDERS, 2)), most_varying_dims(z, SLIDERS)
 
 
+def reset_sliders(slider_key: str) -> None:
+    for i in range(SLIDERS):
+        st.session_state[f"{slider_key}_{i}"] = 0.0
+
+
 st.title("Latent explorer")
 models = pick_models()
-arch = st.segmented_control("Model", ["ff", "cnn"], format_func=ARCH_TITLES.get, default="ff", key="latent_arch", required=True)
+arch = st.segmented_control("Model", ["ff", "cnn"], format_func=SHORT_TITLES.get, default="ff", key="latent_arch", required=True)
 entry = models.get(arch)
 if entry is None:
     st.info(f"No {ARCH_TITLES[arch].lower()} is available: restore `weights/` or train one on the Train page.")
@@ -42,10 +47,13 @@ left, right = st.columns([1, 1.4], gap="large")
 with left:
     st.subheader("Starting digit")
     digit, caption = choose_digit("latent")
-if digit is None:
-    right.info(caption)
-    st.stop()
-start = reconstruct_digit(model, digit)
+    if digit is None:
+        st.info(caption)
+        st.stop()
+    start = reconstruct_digit(model, digit)
+    a, b = st.columns(2)
+    show_digit(digit, caption, 128, where=a)
+    show_digit(start.image, "its reconstruction", 128, where=b)
 
 with right:
     st.subheader("Move the latent")
@@ -53,10 +61,7 @@ with right:
                     help="Principal directions: the directions along which test digits' latents vary most (PCA). "
                          "Single neurons: the latent neurons with the largest spread.")
     slider_key = f"latent_{entry.name}_{mode}"
-    if st.button("Reset sliders", icon=":material/restart_alt:"):
-        for i in range(SLIDERS):
-            st.session_state[f"{slider_key}_{i}"] = 0.0
-    sliders, pictures = st.columns([1, 1])
+    sliders, picture = st.columns([1.2, 1], gap="medium")
     with sliders:
         offsets = []
         for i in range(SLIDERS):
@@ -66,11 +71,11 @@ with right:
                 label = f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})"
             offsets.append(st.slider(label, -3.0, 3.0, 0.0, 0.1, key=f"{slider_key}_{i}", help="in standard deviations"))
     moved = pca.move(start.latent, offsets) if mode == "principal directions" else move_dims(start.latent, dims, offsets, dim_stds)
-    with pictures:
-        show_digit(digit, caption, 112)
-        show_digit(start.image, "its reconstruction", 112)
-        show_digit(decode(model, moved)[0], "decoded from the moved latent", 112)
-    st.caption("Offsets are in standard deviations of the test digits' latents along each slider's direction.")
+    with picture:
+        show_digit(decode(model, moved)[0], "decoded from the moved latent", 224)
+        st.button("Reset sliders", icon=":material/restart_alt:", on_click=reset_sliders, args=(slider_key,))
+    st.caption("Slider offsets are in standard deviations of the test digits' latents along each direction; "
+               "the decoder redraws the digit from the moved latent alone.")
 
 st.divider()
 st.subheader("Interpolate to another digit")
@@ -82,7 +87,7 @@ with c2:
     end = reconstruct_digit(model, other)
     path = decode(model, interpolate(start.latent, end.latent, steps))
     st.image(strip([digit_image(d, 72) for d in path]),
-             caption=f"straight line in latent space from the starting digit to {other_caption}")
+             output_format="PNG", caption=f"straight line in latent space from the starting digit to {other_caption}")
 
 st.divider()
 st.subheader("Map of the latent space")

@@ -42,7 +42,7 @@ with send:
                       delta=f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the {RAW_DIGIT_BYTES} B raw digit",
                       delta_color="off", delta_arrow="off")
             st.code(payload.data.hex(" "), language=None)
-            st.download_button("Download payload", payload.data, file_name=f"digit-{point_name}.bin",
+            st.download_button("Download payload", payload.data, file_name=f"digit-{point_name}.aez",
                                mime="application/octet-stream", icon=":material/download:", key="send_download")
 
 with receive_col:
@@ -77,4 +77,4 @@ with receive_col:
                 show_digit(received.decoded[0], "the received digit", 168)
             else:
                 st.image(strip([digit_image(d, 56) for d in received.decoded[:60]]),
-                         caption=f"the received digits{' (first 60)' if n > 60 else ''}")
+                         output_format="PNG", caption=f"the received digits{' (first 60)' if n > 60 else ''}")

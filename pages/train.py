@@ -11,7 +11,7 @@ from ae.live_training import LiveTraining, training_data
 from ae.models import DEFAULT_CONFIGS
 from ae.train import TrainSettings
 from ae.weights import user_models_dir
-from pages.common import ARCH_TITLES
+from pages.common import SHORT_TITLES
 
 JOB = "training_job"
 
@@ -59,7 +59,7 @@ running = job is not None and not job.snapshot().finished
 
 with st.container(border=True):
     c1, c2, c3 = st.columns(3, gap="medium")
-    arch = c1.segmented_control("Architecture", ["ff", "cnn"], format_func=ARCH_TITLES.get, default="cnn",
+    arch = c1.segmented_control("Architecture", ["ff", "cnn"], format_func=SHORT_TITLES.get, default="cnn",
                                 key="train_arch", required=True, disabled=running)
     latent = c1.number_input("Latent neurons", 2, 784, DEFAULT_CONFIGS[arch].latent_dim, key=f"train_latent_{arch}",
                              disabled=running, help="The size of the bottleneck: 4 bytes each as float32.")
@@ -88,8 +88,8 @@ if "train_error" in st.session_state:
 def progress() -> None:
     job = st.session_state.get(JOB)
     if job is None:
-        st.info("Choose the settings and press **Start training**. On this machine's CPU a CNN learns "
-                "recognisable digits within an epoch of a few thousand digits.", icon=":material/model_training:")
+        st.info("Choose the settings and press **Start training**: the progress, the loss curves and "
+                "reconstructions of held-out digits update live while it learns.", icon=":material/model_training:")
         return
     snap = job.snapshot()
     text = f"epoch {snap.epoch} of {snap.epochs} · {snap.examples_per_s:,.0f} digits/s · {snap.seconds:.0f} s"
@@ -100,8 +100,8 @@ def progress() -> None:
         st.caption("Mean squared pixel error: training loss between reports, validation loss after each epoch.")
     with pics:
         if snap.preview is not None:
-            st.image(strip([digit_image(d, 48) for d in snap.preview[0]]), caption="validation digits")
-            st.image(strip([digit_image(d, 48) for d in snap.preview[1]]), caption="their reconstructions right now")
+            st.image(strip([digit_image(d, 48) for d in snap.preview[0]]), output_format="PNG", caption="validation digits")
+            st.image(strip([digit_image(d, 48) for d in snap.preview[1]]), output_format="PNG", caption="their reconstructions right now")
     if snap.status == "failed":
         st.error(f"Training failed: {snap.error}")
     elif snap.finished and snap.saved_path is None:

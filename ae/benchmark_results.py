@@ -1,0 +1,57 @@
+"""Read the committed benchmark (`weights/benchmark.json`, written by `python -m ae benchmark`)
+for display: validated rows, or a `BenchmarkUnavailable` that says what to run."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ae.errors import AEError
+from ae.weights import WEIGHTS_DIR
+
+DEFAULT_PATH = WEIGHTS_DIR / "benchmark.json"
+FAMILIES = {"raw": "raw pixels", "latent": "plain latent", "neural": "neural codec", "classic": "classic codec"}
+NUMBERS = ("bytes_per_digit", "psnr", "ssim", "accuracy", "digits_per_s_batch", "ms_single")
+
+
+class BenchmarkUnavailable(AEError):
+    """There is no benchmark file, or it cannot be read."""
+
+
+@dataclass
+class Benchmark:
+    meta: dict
+    results: list[dict]  # one per method and setting, numbers as float or None
+    path: Path
+
+
+def _number(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def load_benchmark(path: str | Path | None = None) -> Benchmark:
+    path = Path(path) if path else DEFAULT_PATH
+    if not path.exists():
+        raise BenchmarkUnavailable(f"No benchmark yet: {path.name} is missing. Run `python -m ae benchmark` "
+                                   f"to measure every method on the same digits.")
+    try:
+        data = json.loads(path.read_text())
+        results = data["results"]
+        if not isinstance(results, list):
+            raise TypeError("'results' is not a list")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchmarkUnavailable(f"{path.name} cannot be read ({exc}). Rerun `python -m ae benchmark` "
+                                   f"to rewrite it.") from None
+    rows = []
+    for r in results:
+        if not isinstance(r, dict) or not r.get("method"):
+            continue
+        row = {k: _number(r.get(k)) for k in NUMBERS}
+        row.update(method=str(r["method"]), label=str(r.get("label") or r["method"]),
+                   family=FAMILIES.get(r.get("family"), str(r.get("family") or "")),
+                   setting="" if r.get("setting") is None else str(r["setting"]))
+        rows.append(row)
+    if not rows:
+        raise BenchmarkUnavailable(f"{path.name} holds no results. Rerun `python -m ae benchmark`.")
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    return Benchmark(meta, rows, path)

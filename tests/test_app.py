@@ -1,0 +1,215 @@
+"""Every page of the Streamlit app under AppTest: it renders without exceptions or error boxes,
+and its widgets change what is shown. Models come from the shipped weights when present, plus
+small untrained ones saved in the (temporary) user models folder, so the tests need neither a
+dataset nor trained weights. The drawing canvas is an unknown element here: the browser test
+draws on it."""
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = "../app.py"  # AppTest resolves paths relative to this file
+TIMEOUT = 60
+
+
+@pytest.fixture
+def user_models():
+    """An untrained FF and CNN in the user folder (the conftest points it at a tmp dir)."""
+    import torch
+
+    from ae.catalog import user_model_path
+    from ae.models import DEFAULT_CONFIGS, build_model
+    from ae.weights import save_model
+
+    torch.manual_seed(0)
+    for arch in ("ff", "cnn"):
+        save_model(build_model(DEFAULT_CONFIGS[arch]), user_model_path(f"test-{arch}"), {"note": "untrained"})
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def image_urls(at: AppTest) -> list[str]:
+    # Streamlit names media files by a hash of their bytes: a new picture gets a new URL.
+    return [img.url for el in at.get("image") for img in el.proto.imgs]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_home_shows_both_architectures(user_models):
+    at = open_page()
+    assert at.title[0].value == "Digits in a few bytes"
+    assert [s.value for s in at.subheader][:2] == ["Feedforward (FF)", "Convolutional (CNN)"]
+    assert len(at.get("graphviz_chart")) == 2
+    assert {m.label for m in at.metric} >= {"Latent neurons", "PSNR", "Read correctly"}
+
+
+def test_draw_page_hints_while_the_canvas_is_empty(user_models):
+    at = open_page("draw")
+    assert "Draw a digit" in texts(at.info)
+    assert not at.metric  # no reconstruction until there is a digit
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")  # uint16 arrays become 16-bit PNGs
+    return buf.getvalue()
+
+
+def _digit_on_paper(dtype=np.uint8, white=255) -> np.ndarray:
+    paper = np.full((200, 160), white, dtype=dtype)
+    paper[40:160, 70:90] = 0  # a dark "1" on white paper
+    return paper
+
+
+def _animated_gif() -> bytes:
+    frames = [Image.fromarray(_digit_on_paper()), Image.fromarray(np.full((200, 160), 255, np.uint8))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def test_draw_page_compresses_an_uploaded_digit(user_models):
+    at = open_page("draw")
+    at.file_uploader[0].set_value(("one.png", _png(_digit_on_paper()), "image/png")).run()
+    assert_clean(at)
+    assert [s.value for s in at.subheader][:3] == ["Input digit", "Feedforward (FF)", "Convolutional (CNN)"]
+    assert len([m for m in at.metric if m.label == "PSNR"]) == 2
+    tables = [t.value for t in at.dataframe]
+    sizes = {row["form"]: row["bytes"] for t in tables for _, row in t.iterrows()}
+    assert sizes["raw pixels"] == 784 and 0 < sizes["PNG"] < 784
+    assert sizes["float32 latent"] in (4 * 196, 4 * 32)
+
+
+@pytest.mark.parametrize("name,content", [
+    ("notes.txt", b"just some text, not an image"),
+    ("empty.png", b""),
+    ("blank.png", _png(np.full((50, 50), 255, dtype=np.uint8))),
+    ("huge.png", _png(np.zeros((7000, 6000), dtype=np.uint8))),
+])
+def test_draw_page_explains_unusable_uploads(user_models, name, content):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/draw.py").run()
+    at.file_uploader[0].set_value((name, content, "application/octet-stream")).run()
+    assert not at.exception
+    assert at.error and name in at.error[0].value  # a readable message naming the file
+    assert "Draw a digit" in texts(at.info)
+
+
+@pytest.mark.parametrize("name,content", [
+    ("deep.png", _png(_digit_on_paper(np.uint16, 65535))),
+    ("moving.gif", _animated_gif()),
+])
+def test_draw_page_reads_odd_but_valid_images(user_models, name, content):
+    at = open_page("draw")
+    at.file_uploader[0].set_value((name, content, "image/png")).run()
+    assert_clean(at)
+    assert len([m for m in at.metric if m.label == "PSNR"]) == 2
+
+
+def test_gallery_choosing_a_digit_changes_the_view(user_models):
+    at = open_page("gallery")
+    first = image_urls(at)
+    psnr_before = [m.value for m in at.metric if m.label == "PSNR"]
+    at.selectbox(key="gallery_class").set_value(3).run()
+    assert_clean(at)
+    captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+    assert any("label 3" in c for c in captions)
+    assert image_urls(at) != first
+    assert [m.value for m in at.metric if m.label == "PSNR"] != psnr_before
+    assert "mean PSNR" in texts(at.markdown)  # the grid of many digits
+
+
+def test_latent_explorer_sliders_move_the_decoded_digit(user_models):
+    at = open_page("latent_explorer")
+    before = image_urls(at)
+    slider = next(s for s in at.slider if s.label.startswith("direction 1"))
+    slider.set_value(2.5).run()
+    assert_clean(at)
+    after = image_urls(at)
+    assert after != before
+    at.radio(key="latent_slider_mode").set_value("single neurons").run()
+    assert_clean(at)
+    assert any(s.label.startswith("neuron ") for s in at.slider)
+    at.segmented_control(key="latent_arch").set_value("cnn").run()
+    assert_clean(at)
+
+
+def test_send_and_receive(user_models):
+    at = open_page("send_receive")
+    from ae.codec_link import codec_status
+
+    status = codec_status()
+    if not status.available:
+        assert "Codec not available" in texts(at.warning)
+        pytest.skip(f"no codec operating points in this build: {status.message}")
+    hex_text = at.code[0].value
+    payload_metric = next(m for m in at.metric if m.label == "Payload")
+    assert payload_metric.value == f"{len(bytes.fromhex(hex_text))} bytes"
+    at.text_input(key="receive_hex").set_value(hex_text).run()
+    assert_clean(at)
+    assert "Decoded 1 digit" in texts(at.success)
+    at.text_input(key="receive_hex").set_value("ff" + hex_text[2:]).run()  # a foreign first byte
+    assert not at.exception and "could not be decoded" in texts(at.error)
+    at.text_input(key="receive_hex").set_value("not hex at all").run()
+    assert not at.exception and "not hexadecimal" in texts(at.error)
+
+
+def test_compare_page_with_and_without_a_benchmark(user_models, tmp_path, monkeypatch):
+    import json
+
+    import ae.benchmark_results as br
+
+    monkeypatch.setattr(br, "DEFAULT_PATH", tmp_path / "benchmark.json")
+    at = open_page("compare")
+    assert "python -m ae benchmark" in texts(at.info)
+    rows = [{"method": m, "family": f, "label": m.upper(), "setting": s, "bytes_per_digit": b, "psnr": p,
+             "ssim": 0.9, "accuracy": 0.95, "digits_per_s_batch": 1000.0, "ms_single": 0.5}
+            for m, f, s, b, p in [("png", "classic", None, 150.0, 100.0), ("rd", "neural", "q1", 8.0, 18.0),
+                                  ("rd", "neural", "q2", 12.0, 21.0)]]
+    (tmp_path / "benchmark.json").write_text(json.dumps({"meta": {"data": "test", "digits": 3}, "results": rows}))
+    at = open_page("compare")
+    assert at.get("plotly_chart") and len(at.dataframe[0].value) == 3
+
+
+def test_train_page_trains_saves_and_offers_the_model(user_models):
+    from ae.weights import user_models_dir
+
+    at = open_page("train")
+    assert "bundled sample" in texts(at.info)
+    at.segmented_control(key="train_arch").set_value("cnn").run()
+    at.number_input(key="train_latent_cnn").set_value(8).run()
+    at.slider(key="train_epochs").set_value(1)
+    at.slider(key="train_size").set_value(100)
+    at.select_slider(key="train_batch").set_value(32)
+    at.text_input(key="train_name_cnn_8").set_value("apptest-cnn").run()
+    at.button(key="train_start").click().run()
+    assert_clean(at)
+    deadline = time.monotonic() + 60
+    while not at.success and time.monotonic() < deadline:
+        time.sleep(0.3)
+        at.run()
+        assert_clean(at)
+    assert "apptest-cnn" in texts(at.success)
+    assert at.get("plotly_chart"), "the loss curve is drawn"
+    assert (user_models_dir() / "apptest-cnn.safetensors").exists()
+    at.switch_page("pages/draw.py").run()
+    assert_clean(at)
+    picker = at.selectbox(key="_pick_cnn")
+    assert any("apptest-cnn" in o for o in picker.options)
+    assert "apptest-cnn" in picker.value  # the new model is selected on the other pages
