@@ -125,6 +125,7 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
         model = build_model(ModelConfig(arch="rdae", latent_dim=args.latent, hidden=args.hidden))
     model.rate_target_bits = args.target_bits
     model.beta = args.beta
+    model.distortion = args.distortion
     settings = TrainSettings(model="rdae", latent_dim=model.latent_dim, epochs=args.epochs, lr=args.lr,
                              batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
                              max_steps=args.max_steps, device="cpu")
@@ -142,12 +143,180 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
                           + (f" val {event.val_loss:.5f}" if event.val_loss is not None else ""))
     model.update()
     card = trainer.card()
-    card["training"] |= {"init": args.init, "rate_target_bits": args.target_bits, "final_beta": model.beta,
+    card["training"] |= {"init": args.init, "rate_target_bits": args.target_bits, "final_beta": model.beta, "distortion": args.distortion,
                          "threads": args.threads}
     card["training_command"] = "python -m ae " + " ".join(args.raw_argv)
     card["codec"] = {"id": args.id, "label": args.label or Path(args.out).stem}
     path = save_model(model, args.out, card)
     print(f"Saved {path} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
+    return 0
+
+
+def _parse_indices(text: str) -> list[int]:
+    """'0,5,10-19' -> [0, 5, 10, ..., 19]."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise AEError(f"--test-indices takes numbers and ranges like 0,5,10-19, not {text!r}.") from None
+    return out
+
+
+def _test_digits(indices: list[int], data_dir: str | None):
+    """MNIST test digits by index: from the dataset, or from the bundled sample when the dataset
+    is absent and every index is in the sample."""
+    import numpy as np
+
+    from ae.data import dataset_available, load_digits
+    from ae.sample import load_sample, sample_test_indices
+
+    if any(i < 0 or i >= 10_000 for i in indices):
+        raise AEError("MNIST test indices run from 0 to 9999.")
+    if dataset_available(data_dir):
+        return load_digits("test", data_dir).images[indices]
+    where = {int(t): k for k, t in enumerate(sample_test_indices())}
+    missing = [i for i in indices if i not in where]
+    if missing:
+        raise AEError(f"The MNIST test set is not available here and the bundled sample lacks test "
+                      f"indices {missing[:5]}{'...' if len(missing) > 5 else ''}: pass --data-dir.")
+    return load_sample().images[np.array([where[i] for i in indices])]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ae.codec import compress, find_point, get_coder
+    from ae.preprocess import image_file_to_digit
+
+    if not args.images and not args.test_indices:
+        raise AEError("Nothing to compress: give image files and/or --test-indices.")
+    point = find_point(args.point) if args.point else find_point(args.quality, family=args.model)
+    digits = [torch.from_numpy(np.asarray(image_file_to_digit(Path(f)), dtype=np.float32))[None]
+              for f in args.images]
+    batch = torch.stack(digits) if digits else torch.empty(0, 1, 28, 28)
+    if args.test_indices:
+        batch = torch.cat([batch, _test_digits(_parse_indices(args.test_indices), args.data_dir)])
+    payload = compress(batch, get_coder(point))
+    out = Path(args.output)
+    try:
+        _write_atomic(out, payload)
+    except OSError as exc:
+        raise AEError(f"Cannot write {out}: {exc.strerror or exc}.") from None
+    n = len(batch)
+    print(f"{n} digit{'s' if n > 1 else ''} -> {out} ({len(payload):,} bytes"
+          + (f", {len(payload) / n:.2f} bytes per digit" if n > 1 else "") + f", {point.name})")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    import io
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from ae.codec import decompress
+
+    src = Path(args.payload)
+    try:
+        payload = src.read_bytes()
+    except OSError as exc:
+        raise AEError(f"Cannot read {src}: {exc.strerror or exc}.") from None
+    decoded = decompress(payload)
+    pngs = []
+    for image in decoded.images:
+        buf = io.BytesIO()
+        Image.fromarray((image[0].numpy() * 255).round().astype("uint8"), mode="L").save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    out = Path(args.output)
+    try:
+        if out.suffix.lower() == ".png":
+            if len(pngs) != 1:
+                raise AEError(f"The payload holds {len(pngs)} digits: give a folder for -o, not one PNG file.")
+            _write_atomic(out, pngs[0])
+        else:
+            if out.exists() and not out.is_dir():
+                raise AEError(f"{out} exists and is not a folder.")
+            # Write every file into a fresh folder beside the target first, then move them in.
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+            try:
+                for i, png in enumerate(pngs):
+                    (tmp / f"digit_{i:05d}.png").write_bytes(png)
+                out.mkdir(exist_ok=True)
+                for f in sorted(tmp.iterdir()):
+                    f.replace(out / f.name)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        raise AEError(f"Cannot write {out}: {exc.strerror or exc}.") from None
+    print(f"{src} ({len(payload):,} bytes, {decoded.point}) -> {len(pngs)} digit{'s' if len(pngs) > 1 else ''} in {out}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    import torch
+
+    from ae.benchmark import benchmark_json, format_table, run_benchmark, write_html
+    from ae.codec import get_coder, operating_points
+    from ae.data import load_digits
+    from ae.sample import load_sample
+    from ae.weights import load_card, load_model, weights_path, write_card
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_sample() if args.sample else load_digits("test", args.data_dir)
+    if args.limit:
+        data = data.subset(args.limit, seed=0)
+    classifier = load_model(args.classifier) if args.classifier else None
+    latent_models = {name: load_model(name) for name in args.latent_models}
+    points = [p for p in operating_points() if not args.points or p.name in args.points]
+    coders = [get_coder(p) for p in points]
+    command = "python -m ae " + " ".join(args.raw_argv)
+    print(f"Benchmarking on {data.source}", file=sys.stderr)
+    results = run_benchmark(data, classifier, latent_models, coders, classic=not args.no_classic,
+                            progress=lambda s: print(f"  {s}", file=sys.stderr))
+    doc = benchmark_json(results, data, command)
+    print(format_table(results))
+    try:
+        if args.json:
+            _write_atomic(Path(args.json), (json.dumps(doc, indent=1) + "\n").encode())
+        if args.html:
+            write_html(doc, Path(args.html))
+    except OSError as exc:
+        raise AEError(f"Cannot write the benchmark output: {exc.strerror or exc}.") from None
+    if args.update_cards:
+        by_method = {r.method: r for r in results}
+        for p in points:
+            single, many = by_method[p.name], by_method[f"{p.name}-container"]
+            card = load_card(p.name)
+            card["metrics"] = {"mean_bytes": single.bytes_per_digit, "estimated_bytes": single.extra["estimated_bytes"],
+                               "container_bytes_per_digit": many.bytes_per_digit, "psnr": single.psnr,
+                               "ssim": single.ssim, "accuracy": single.accuracy,
+                               "digits_per_s_batch": single.digits_per_s_batch, "ms_single": single.ms_single}
+            card["metrics_data"] = data.source
+            card["metrics_command"] = command
+            card["codec"]["label"] = (f"{p.name}: {single.bytes_per_digit:.1f} B/digit, {single.psnr:.1f} dB, "
+                                      f"{100 * single.accuracy:.1f}% recognised")
+            write_card(weights_path(p.name), card)
     return 0
 
 
@@ -198,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--init", help="start from these weights (a name or path) instead of from scratch")
     p.add_argument("--beta", type=float, default=1e-4, help="initial rate weight (then tuned to the target)")
+    p.add_argument("--distortion", choices=["mse", "log-mse"], default="mse",
+                   help="mse, or log-mse (mean over digits of ln MSE: what the mean PSNR measures)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=128)
@@ -210,6 +381,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
     p.set_defaults(func=cmd_train_codec)
+
+    p = sub.add_parser("compress", help="compress digit images into a payload (.aez)")
+    p.add_argument("images", nargs="*", help="image files (any format; preprocessed like an upload)")
+    p.add_argument("--test-indices", help="MNIST test digits to add, e.g. 0,5,10-19")
+    p.add_argument("-o", "--output", required=True, help="payload file to write, e.g. OUT.aez")
+    p.add_argument("--model", default="rd", help="codec family (default rd)")
+    p.add_argument("--quality", type=int, default=2, help="operating point: 1 (smallest) to 3 (best)")
+    p.add_argument("--point", help="operating point by name, e.g. rd-q1 (overrides --model/--quality)")
+    p.add_argument("--data-dir", help="MNIST root for --test-indices (default: $AE_DATA_DIR, else the bundled sample)")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode a payload into PNG digits")
+    p.add_argument("payload", help="a payload file written by `compress`")
+    p.add_argument("-o", "--output", required=True, help="a .png file (one digit) or a folder")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("benchmark", help="measure every method (codec, latents, PNG/JPEG/WebP/JXL/AVIF) on the same digits")
+    p.add_argument("--sample", action="store_true", help="use the bundled 1,000-digit sample")
+    p.add_argument("--limit", type=int, help="use a random subset of this many digits")
+    p.add_argument("--json", help="write the results here (the app reads weights/benchmark.json)")
+    p.add_argument("--html", help="write a plotly rate-distortion chart here")
+    p.add_argument("--classifier", default="classifier", help="classifier weights ('' to skip accuracy)")
+    p.add_argument("--latent-models", nargs="*", default=["ff", "cnn"], help="plain autoencoders to include")
+    p.add_argument("--points", nargs="*", help="codec operating points to include (default: all shipped)")
+    p.add_argument("--no-classic", action="store_true", help="skip the Pillow codecs")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--update-cards", action="store_true", help="write the codec's measured figures into its cards")
+    p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
+    p.set_defaults(func=cmd_benchmark)
 
     p = sub.add_parser("make-sample", help="rebuild the bundled sample from the MNIST test set")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")

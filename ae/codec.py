@@ -41,7 +41,7 @@ CONTAINER_FLAG = 0x10
 MAX_POINT_ID = 15
 MAX_CONTAINER_DIGITS = 1 << 20
 FINGERPRINT_BYTES = 8
-TRIM_SEARCH_BYTES = 8  # the shortest prefix is searched among the last 8 bytes of the stream
+TRIM_SEARCH_BYTES = 8  # at most this many trailing bytes are trimmed
 
 
 class CodecError(AEError):
@@ -181,20 +181,24 @@ class PointCoder:
 
 
 def _shortest_prefix(full: bytes, decodes) -> bytes:
-    """The shortest byte string that still decodes correctly once zero-padded to whole words:
-    for each length L (from len-8 up), the first L bytes, then those bytes plus one in the
-    last place (a point inside the coder's final interval). Deterministic in the symbols."""
-    for length in range(max(0, len(full) - TRIM_SEARCH_BYTES), len(full)):
-        prefix = full[:length]
+    """Drop bytes from the end of the coder's output while what is left still decodes correctly
+    once zero-padded to whole words: for each shorter length, try the plain prefix, then the
+    prefix plus one in its last byte (still a point inside the coder's final interval).
+    Deterministic in the symbols, which is what lets the decoder insist on this exact form."""
+    best = full
+    for length in range(len(full) - 1, max(-1, len(full) - 1 - TRIM_SEARCH_BYTES), -1):
+        prefix = best[:length]
         if decodes(prefix):
-            return prefix
-        if length:
-            bumped = int.from_bytes(prefix, "big") + 1
-            if bumped < 1 << (8 * length):
-                candidate = bumped.to_bytes(length, "big")
-                if decodes(candidate):
-                    return candidate
-    return full
+            best = prefix
+            continue
+        bumped = int.from_bytes(prefix, "big") + 1
+        if length and bumped < 1 << (8 * length):
+            candidate = bumped.to_bytes(length, "big")
+            if decodes(candidate):
+                best = candidate
+                continue
+        break
+    return best
 
 
 @lru_cache(maxsize=16)

@@ -1,7 +1,7 @@
 """The codec's rate-distortion autoencoder: a feedforward autoencoder whose latents are rounded
 to integers and priced in bits by a learned prior (`ae.entropy`).
 
-Training minimises `MSE + beta * bits` (uniform noise stands in for rounding in the rate term,
+Training minimises `distortion + beta * bits` (MSE, or the mean log-MSE over digits) (uniform noise stands in for rounding in the rate term,
 the decoder sees straight-through rounded latents). With a `rate_target_bits`, beta is tuned
 on the fly (a multiplicative dual step) so the model lands on that rate: one operating point
 per target. `encode` returns the rounded latents the codec sends, so `decode(encode(x))` is
@@ -9,6 +9,7 @@ the codec's reconstruction; `decode_exact` is the bit-reproducible version the c
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -44,6 +45,7 @@ class RateDistortionAE(nn.Module):
         # Training-only state (not saved): the rate target and the current rate weight.
         self.rate_target_bits: float | None = None
         self.beta = 1e-4
+        self.distortion = "mse"  # or "log-mse": mean over digits of ln(MSE), i.e. mean PSNR
         self._decoder64: nn.Module | None = None
 
     # --- the model API shared with the other autoencoders -------------------------------------
@@ -66,12 +68,15 @@ class RateDistortionAE(nn.Module):
             bits = self.prior.bits(quantize(y, "noise")).mean()
         else:  # validation: the real rounded latents
             bits = self.prior.bits(quantize(y, "ste")).mean()
-        mse = F.mse_loss(self.decode(quantize(y, "ste")), x)
+        per_digit = (self.decode(quantize(y, "ste")) - x).pow(2).flatten(1).mean(1)  # (B,)
+        mse = per_digit.mean()
+        # The reported PSNR is a mean over digits: "log-mse" optimises exactly that.
+        distortion = per_digit.add(1e-5).log().mean() if self.distortion == "log-mse" else mse
         if self.training and self.rate_target_bits:
             error = (bits.item() - self.rate_target_bits) / self.rate_target_bits
             self.beta *= math.exp(BETA_STEP * max(min(error, 1.0), -1.0))
         self.last_bits, self.last_mse = bits.item(), mse.item()
-        return mse + self.beta * bits
+        return distortion + self.beta * bits
 
     def update(self) -> torch.Tensor:
         """Freeze the prior into the integer tables the coder uses (after training)."""
@@ -79,7 +84,7 @@ class RateDistortionAE(nn.Module):
 
     # --- exact decoding for the codec ----------------------------------------------------------
     def train(self, mode: bool = True):
-        self._decoder64 = None  # weights may change: drop the float64 copy
+        object.__setattr__(self, "_decoder64", None)  # weights may change: drop the float64 copy
         return super().train(mode)
 
     @torch.no_grad()
@@ -88,8 +93,9 @@ class RateDistortionAE(nn.Module):
         Computed in float64 and rounded to 8 bits: summation-order differences between thread
         counts or machines (~1e-16) cannot move a pixel across a rounding boundary in practice."""
         if self._decoder64 is None:
-            import copy
-            self._decoder64 = copy.deepcopy(self.decoder).double().eval()
+            # object.__setattr__: a plain attribute, not a registered submodule (so it is never
+            # saved with the weights nor part of the model's fingerprint).
+            object.__setattr__(self, "_decoder64", copy.deepcopy(self.decoder).double().eval())
         logits = self._decoder64(symbols.to(torch.float64))
         pixels = torch.round(torch.sigmoid(logits) * 255.0)
         return (pixels / 255.0).float().view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
