@@ -13,7 +13,7 @@ def home() -> None:
     from ae.catalog import list_models, shipped_entry
     from ae.codec_link import point_metric
     from ae.errors import AEError
-    from pages.common import SHORT_TITLES, codec, load_entry
+    from app_pages.common import SHORT_TITLES, codec, load_entry
 
     st.title("Digits in a few bytes")
     st.markdown(
@@ -76,12 +76,12 @@ def home() -> None:
 st.set_page_config(page_title="Digits in a few bytes", page_icon="✏️", layout="wide")
 navigation = st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/draw.py", title="Draw", icon=":material/draw:"),
-    st.Page("pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
-    st.Page("pages/latent_explorer.py", title="Latent explorer", icon=":material/tune:"),
-    st.Page("pages/send_receive.py", title="Send & receive", icon=":material/swap_horiz:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/monitoring:"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/draw.py", title="Draw", icon=":material/draw:"),
+    st.Page("app_pages/gallery.py", title="Gallery", icon=":material/grid_view:"),
+    st.Page("app_pages/latent_explorer.py", title="Latent explorer", icon=":material/tune:"),
+    st.Page("app_pages/send_receive.py", title="Send & receive", icon=":material/swap_horiz:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
 ])
 try:
     navigation.run()

@@ -26,8 +26,7 @@ class ModelEntry:
     def label(self) -> str:
         if self.arch == "classifier":
             return f"{self.name} (shipped)" if self.shipped else self.name
-        kind = "shipped" if self.shipped else "your model"
-        return f"{self.name} · {self.arch.upper()}, {self.latent_dim} latent · {kind}"
+        return f"{self.name} · {self.latent_dim} latent" + (" · shipped" if self.shipped else "")
 
     @property
     def metrics(self) -> dict:

@@ -32,7 +32,7 @@ def user_models():
 def open_page(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert_clean(at)
     return at
 
@@ -90,10 +90,13 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
     assert_clean(at)
     assert [s.value for s in at.subheader][:3] == ["Input digit", "Feedforward (FF)", "Convolutional (CNN)"]
     assert len([m for m in at.metric if m.label == "PSNR"]) == 2
-    tables = [t.value for t in at.dataframe]
-    sizes = {row["form"]: row["bytes"] for t in tables for _, row in t.iterrows()}
-    assert sizes["raw pixels"] == 784 and 0 < sizes["PNG"] < 784
-    assert sizes["float32 latent"] in (4 * 196, 4 * 32)
+    sizes = {}
+    for table in at.table:
+        for _, row in table.value.iterrows():
+            sizes.setdefault(row["form"], []).append(int(row["size"].removesuffix(" B")))
+    assert sizes["raw pixels"] == [784] and 0 < sizes["PNG"][0] < 784
+    assert sorted(sizes["float32 latent"]) == [4 * 32, 4 * 196]
+    assert sorted(sizes["8-bit latent"]) == [32 + 8, 196 + 8]
 
 
 @pytest.mark.parametrize("name,content", [
@@ -104,7 +107,7 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
 ])
 def test_draw_page_explains_unusable_uploads(user_models, name, content):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/draw.py").run()
+    at.switch_page("app_pages/draw.py").run()
     at.file_uploader[0].set_value((name, content, "application/octet-stream")).run()
     assert not at.exception
     assert at.error and name in at.error[0].value  # a readable message naming the file
@@ -208,7 +211,7 @@ def test_train_page_trains_saves_and_offers_the_model(user_models):
     assert "apptest-cnn" in texts(at.success)
     assert at.get("plotly_chart"), "the loss curve is drawn"
     assert (user_models_dir() / "apptest-cnn.safetensors").exists()
-    at.switch_page("pages/draw.py").run()
+    at.switch_page("app_pages/draw.py").run()
     assert_clean(at)
     picker = at.selectbox(key="_pick_cnn")
     assert any("apptest-cnn" in o for o in picker.options)

@@ -92,8 +92,10 @@ def missing_model_note(arch: str) -> None:
 
 # ---- digits in, pictures out ----
 
-def show_digit(digit, caption: str, size: int = 140, where=None) -> None:
-    (where or st).image(digit_image(digit, size), output_format="PNG", caption=caption, width=size)
+def show_digit(digit, caption: str, size: int = 140, where=None, stretch: bool = False) -> None:
+    """A digit picture `size` px wide (or as wide as its column with `stretch`), pixels kept sharp."""
+    (where or st).image(digit_image(digit, size), output_format="PNG", caption=caption,
+                        width="stretch" if stretch else size)
 
 
 def digit_from_upload(upload):
@@ -203,8 +205,7 @@ def latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
 def show_input_digit(digit, caption: str) -> None:
     show_digit(digit, caption, 168)
     reps = pixel_representations(digit)
-    st.dataframe([{"form": r.name, "bytes": r.size} for r in reps], hide_index=True,
-                 column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d B")})
+    st.table([{"form": r.name, "size": f"{r.size} B"} for r in reps], hide_index=True)
     st.caption(" · ".join(f"{r.name}: {r.note}" for r in reps) + ".")
 
 
@@ -221,7 +222,7 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
     result = reconstruct_digit(model, digit, classifier())
     st.caption(f"{entry.label} · latent of {model.latent_dim} neurons")
     left, right = st.columns([1, 1])
-    show_digit(result.image, "reconstruction", 168, where=left)
+    show_digit(result.image, "reconstruction", 168, where=left, stretch=True)
     right.metric("PSNR", f"{result.psnr:.1f} dB", help="Peak signal-to-noise ratio against the input digit (higher is closer).")
     right.metric("SSIM", f"{result.ssim:.3f}", help="Structural similarity, 1.0 = identical.")
     if result.reading is not None:
@@ -232,7 +233,7 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
     st.caption("The latent neurons for this digit (the 196 FF neurons as a 14×14 grid)." if arch == "ff"
                else "The latent neurons for this digit, one bar each.")
     reps = latent_representations(model, result.latent)
-    rows = [{"form": r.name, "bytes": r.size, "decoded PSNR": r.psnr_against(digit)} for r in reps]
+    rows = [{"form": r.name, "size": f"{r.size} B", "decoded PSNR": f"{r.psnr_against(digit):.1f} dB"} for r in reps]
     notes = [f"{r.name}: {r.note}" for r in reps]
     status = codec()
     if status.available and status.points_for(arch):
@@ -242,12 +243,10 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
             except AEError as exc:
                 st.warning(f"The codec could not code this digit at {point.name}: {exc}")
                 continue
-            rows.append({"form": f"coded ({point.name})", "bytes": payload.size,
-                         "decoded PSNR": picture_psnr(digit, payload.decoded[0])})
+            rows.append({"form": f"coded ({point.name})", "size": f"{payload.size} B",
+                         "decoded PSNR": f"{picture_psnr(digit, payload.decoded[0]):.1f} dB"})
             notes.append(f"coded ({point.name}): the whole payload, decoded by the codec")
-    st.dataframe(rows, hide_index=True, column_config={
-        "bytes": st.column_config.NumberColumn("bytes", format="%d B"),
-        "decoded PSNR": st.column_config.NumberColumn("decoded PSNR", format="%.1f dB")})
+    st.table(rows, hide_index=True)
     st.caption("; ".join(notes) + ". Decoded PSNR: what each form decodes back to, against the input digit.")
 
 

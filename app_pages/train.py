@@ -11,7 +11,7 @@ from ae.live_training import LiveTraining, training_data
 from ae.models import DEFAULT_CONFIGS
 from ae.train import TrainSettings
 from ae.weights import user_models_dir
-from pages.common import SHORT_TITLES
+from app_pages.common import SHORT_TITLES
 
 JOB = "training_job"
 

@@ -6,7 +6,7 @@ from ae.codec_link import compress_digit, receive
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.sizes import RAW_DIGIT_BYTES, picture_psnr
-from pages.common import choose_digit, codec, show_digit
+from app_pages.common import choose_digit, codec, show_digit
 
 MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
 

@@ -8,7 +8,7 @@ from ae.analysis import reconstruct_digit
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
-from pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, test_digits
+from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, test_digits
 
 SLIDERS = 6
 MAP_POINTS = 2000

@@ -1,7 +1,7 @@
 """Draw a digit (or upload one) and see both autoencoders compress it."""
 import streamlit as st
 
-from pages.common import (IMAGE_UPLOAD_HELP, clear_canvas, digit_from_canvas, digit_from_upload,
+from app_pages.common import (IMAGE_UPLOAD_HELP, clear_canvas, digit_from_canvas, digit_from_upload,
                           draw_canvas, pick_models, side_by_side)
 
 st.title("Draw a digit")

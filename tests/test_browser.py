@@ -1,0 +1,163 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
+Draws a stroke on the canvas and checks both reconstructions and their byte sizes; uploads a
+payload on Send & receive and checks the decoded digit; screenshots every page into
+test-artifacts/. Skipped when /usr/bin/chromium is absent (scripts/test.sh installs it)."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CANVAS = "[data-testid='stBidiComponentIsolated'] canvas.upper-canvas"
+PAGES = ["", "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`streamlit run app.py` on a free port, with its own user models folder; always stopped."""
+    import torch
+
+    from ae.models import DEFAULT_CONFIGS, build_model
+    from ae.weights import save_model
+
+    models = tmp_path_factory.mktemp("user_models")
+    torch.manual_seed(0)
+    for arch in ("ff", "cnn"):  # so the pages have models even where the shipped weights are missing
+        save_model(build_model(DEFAULT_CONFIGS[arch]), models / f"browser-{arch}.safetensors", {})
+    env = dict(os.environ, AE_USER_MODELS_DIR=str(models), AE_DATA_DIR=str(tmp_path_factory.mktemp("no_data")))
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+
+def assert_no_exception(page) -> None:
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator("[data-testid='stException']").first.inner_text()
+
+
+def test_drawing_a_stroke_shows_both_reconstructions_and_sizes(server, page):
+    expect = sync_api.expect
+    page.goto(f"{server}/draw")
+    canvas = page.locator(CANVAS)
+    canvas.wait_for(timeout=30_000)
+    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=30_000)
+    box = canvas.bounding_box()
+    x0, y0 = box["x"], box["y"]
+    page.mouse.move(x0 + box["width"] / 2, y0 + box["height"] / 2)
+    time.sleep(0.4)  # hovering moves the canvas toolbar out of the way
+    page.mouse.move(x0 + 0.40 * box["width"], y0 + 0.20 * box["height"])
+    page.mouse.down()
+    for i in range(1, 25):  # a slanted "1"
+        page.mouse.move(x0 + (0.40 + 0.004 * i) * box["width"], y0 + (0.20 + 0.026 * i) * box["height"])
+    page.mouse.up()
+    started = time.monotonic()
+    expect(page.get_by_text("reconstruction", exact=True)).to_have_count(2, timeout=30_000)
+    seconds = time.monotonic() - started
+    for text in ("Feedforward (FF)", "Convolutional (CNN)", "Input digit"):
+        expect(page.get_by_role("heading", name=text)).to_be_visible()
+    body = page.locator("[data-testid='stMain']")
+    expect(body.get_by_text("float32 latent").first).to_be_visible()
+    # Byte sizes sit in the dataframes (a canvas grid): their accessible cells carry the text.
+    expect(page.get_by_text("784 B").first).to_be_attached(timeout=10_000)
+    expect(page.get_by_text(f"{4 * 196} B").first).to_be_attached()
+    expect(page.get_by_text(f"{4 * 32} B").first).to_be_attached()
+    time.sleep(1.0)  # let plotly finish drawing before the screenshot
+    assert_no_exception(page)
+    shot(page, "draw")
+    print(f"reconstructions on screen {seconds:.2f} s after mouse-up (browser test, this machine)")
+
+
+def test_receiving_an_uploaded_payload_shows_the_digit(server, page, tmp_path):
+    from ae.codec_link import codec_status
+
+    status = codec_status()
+    if not status.available:
+        pytest.skip(f"codec absent, nothing to receive: {status.message}")
+    from ae.sample import load_sample
+
+    payload = status.module.compress(load_sample().images[0, 0].numpy(), status.points[0].name)
+    file = tmp_path / "digit.aez"
+    file.write_bytes(payload)
+    page.goto(f"{server}/send_receive")
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="Payload file")
+    uploader.wait_for(timeout=30_000)
+    uploader.locator("input[type=file]").set_input_files(str(file))
+    sync_api.expect(page.get_by_text(f"Decoded 1 digit from {len(payload)} bytes")).to_be_visible(timeout=30_000)
+    sync_api.expect(page.get_by_text("the received digit")).to_be_visible()
+    assert_no_exception(page)
+    shot(page, "send_receive")
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p not in ("draw", "send_receive")])
+def test_every_page_renders(server, page, path):
+    page.goto(f"{server}/{path}")
+    page.locator("h1").first.wait_for(timeout=30_000)
+    time.sleep(2.0)  # charts and images arrive after the title
+    assert_no_exception(page)
+    shot(page, path or "home")
