@@ -62,13 +62,16 @@ def home() -> None:
     status = codec()
     if status.available:
         st.subheader("Coded operating points")
-        st.dataframe([{"point": p.name, "model": p.arch, "what": p.label,
-                       "mean bytes per digit": point_metric(p, "mean_bytes"), "PSNR (dB)": point_metric(p, "psnr"),
-                       "read correctly": point_metric(p, "accuracy")} for p in status.points],
-                     hide_index=True, column_config={
-                         "mean bytes per digit": st.column_config.NumberColumn(format="%.1f B"),
-                         "PSNR (dB)": st.column_config.NumberColumn(format="%.1f dB"),
-                         "read correctly": st.column_config.NumberColumn(format="percent")})
+        def shown(value, fmt: str) -> str:
+            return fmt.format(value) if isinstance(value, (int, float)) else "not measured yet"
+
+        st.table([{"point": p.name, "what": p.label,
+                   "mean payload": shown(point_metric(p, "mean_bytes"), "{:.1f} B"),
+                   "PSNR": shown(point_metric(p, "psnr"), "{:.1f} dB"),
+                   "read correctly": shown(point_metric(p, "accuracy"), "{:.1%}")} for p in status.points],
+                 hide_index=True)
+        st.caption("The codec's own rate–distortion models; figures from their weights cards. "
+                   "Send & receive turns a digit into such a payload file and back.")
     else:
         st.caption(f"Entropy codec: {status.message}")
 

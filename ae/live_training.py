@@ -48,6 +48,12 @@ def training_data(data_dir=None, val_size: int = 2000) -> TrainingData:
     return TrainingData(train, val, note, False)
 
 
+def report_every(train_size: int, batch_size: int, per_epoch: int = 10) -> int:
+    """Steps between progress reports: about `per_epoch` per epoch, so the chart moves smoothly."""
+    steps_per_epoch = max(1, -(-train_size // batch_size))
+    return max(1, steps_per_epoch // per_epoch)
+
+
 @dataclass
 class Snapshot:
     status: str  # "running", "done", "stopped", "failed"

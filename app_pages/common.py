@@ -14,7 +14,7 @@ from ae.display import digit_image
 from ae.errors import AEError, NothingDrawn
 from ae.preprocess import drawing_to_digit, image_file_to_digit
 from ae.sample import load_sample
-from ae.sizes import latent_representations, picture_psnr, pixel_representations
+from ae.sizes import RAW_DIGIT_BYTES, latent_representations, picture_psnr, pixel_representations
 from ae.weights import load_model
 
 ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
@@ -134,7 +134,7 @@ def clear_canvas(key: str) -> None:
     st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
 
 
-def pick_test_digit(key: str, where=None) -> tuple[np.ndarray, str]:
+def pick_test_digit(key: str, where=None, default_class: int = 7) -> tuple[np.ndarray, str]:
     """Choose a test digit by class and position, or at random. Returns (digit, description)."""
     where = where or st
     data = test_digits()
@@ -143,7 +143,7 @@ def pick_test_digit(key: str, where=None) -> tuple[np.ndarray, str]:
                                    key=f"{key}_mode", required=True)
     if mode == "class":
         c1, c2 = where.columns(2)
-        cls = c1.selectbox("Digit class", list(range(10)), index=7, key=f"{key}_class")
+        cls = c1.selectbox("Digit class", list(range(10)), index=default_class, key=f"{key}_class")
         members = np.flatnonzero(labels == cls)
         nth = c2.number_input(f"Which one (1–{len(members)})", 1, len(members), 1, key=f"{key}_nth")
         index = int(members[nth - 1])
@@ -154,7 +154,7 @@ def pick_test_digit(key: str, where=None) -> tuple[np.ndarray, str]:
         if f"{key}_random" not in st.session_state or where.button("Another random digit", key=f"{key}_reroll"):
             st.session_state[f"{key}_random"] = int(np.random.default_rng().integers(len(data)))
         index = min(st.session_state[f"{key}_random"], len(data) - 1)
-    return data.images[index, 0].numpy(), f"#{index} of the {data.source} (label {int(labels[index])})"
+    return data.images[index, 0].numpy(), f"test digit #{index} · label {int(labels[index])}"
 
 
 def choose_digit(key: str, sources=("Test set", "Draw", "Upload")) -> tuple[np.ndarray | None, str]:
@@ -275,17 +275,21 @@ def show_coded_payloads(digit) -> None:
         return
     st.caption("The codec's rate–distortion autoencoder rounds its latent to integers and a range coder "
                "packs them; each size is the whole payload file a receiver needs (header included).")
-    cols = st.columns(min(len(points), 6))
-    for col, point in zip(cols * (len(points) // len(cols) + 1), points):
-        with col:
-            try:
-                payload = compress_digit(status, digit, point.name)
-            except AEError as exc:
-                st.warning(f"{point.name}: {exc}")
-                continue
-            show_digit(payload.decoded[0], f"{point.name}: {point.label}", 112)
-            st.metric(f"{point.name} payload", f"{payload.size} B",
-                      delta=f"{picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR", delta_color="off", delta_arrow="off")
+    per_row = 3
+    for start in range(0, len(points), per_row):
+        for col, point in zip(st.columns(per_row), points[start:start + per_row]):
+            with col.container(border=True):
+                try:
+                    payload = compress_digit(status, digit, point.name)
+                except AEError as exc:
+                    st.warning(f"{point.name}: {exc}")
+                    continue
+                pic, numbers = st.columns([1, 1.3])
+                show_digit(payload.decoded[0], "decoded payload", 112, where=pic)
+                numbers.metric(f"{point.name} payload", f"{payload.size} B", help=point.label,
+                               delta=f"{picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR", delta_color="off",
+                               delta_arrow="off")
+                numbers.caption(f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the raw digit")
 
 
 def pick_digit_set(key: str, where=None):

@@ -81,7 +81,7 @@ st.divider()
 st.subheader("Interpolate to another digit")
 c1, c2 = st.columns([1, 2], gap="large")
 with c1:
-    other, other_caption = pick_test_digit("latent_other")
+    other, other_caption = pick_test_digit("latent_other", default_class=1)
     steps = st.slider("Steps", 3, 12, 8, key="latent_steps")
 with c2:
     end = reconstruct_digit(model, other)

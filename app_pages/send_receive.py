@@ -10,6 +10,10 @@ from app_pages.common import choose_digit, codec, show_digit
 
 MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
 
+
+def hand_over(hex_text: str) -> None:
+    st.session_state["receive_hex"] = hex_text
+
 st.title("Send & receive")
 st.caption("The sender compresses a digit into a payload; the receiver needs nothing but those bytes "
            "(and the shipped weights) to rebuild it.")
@@ -41,9 +45,12 @@ with send:
             st.metric("Payload", f"{payload.size} bytes", help="len() of the bytes below: the whole file.",
                       delta=f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the {RAW_DIGIT_BYTES} B raw digit",
                       delta_color="off", delta_arrow="off")
-            st.code(payload.data.hex(" "), language=None)
-            st.download_button("Download payload", payload.data, file_name=f"digit-{point_name}.aez",
+            st.code(payload.data.hex(" "), language=None, wrap_lines=True)
+            d1, d2 = st.columns(2)
+            d1.download_button("Download payload", payload.data, file_name=f"digit-{point_name}.aez",
                                mime="application/octet-stream", icon=":material/download:", key="send_download")
+            d2.button("Hand it to the receiver", icon=":material/arrow_forward:", key="send_hand_over",
+                      on_click=hand_over, args=(payload.data.hex(" "),))
 
 with receive_col:
     st.header("Receiver", divider="blue")

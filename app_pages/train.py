@@ -7,7 +7,7 @@ from ae.catalog import is_valid_name, list_models, suggest_name
 from ae.data import dataset_available
 from ae.display import digit_image, strip
 from ae.errors import AEError
-from ae.live_training import LiveTraining, training_data
+from ae.live_training import LiveTraining, report_every, training_data
 from ae.models import DEFAULT_CONFIGS
 from ae.train import TrainSettings
 from ae.weights import user_models_dir
@@ -73,7 +73,7 @@ with st.container(border=True):
     name = st.text_input("Save as", suggest_name(arch, int(latent)), key=f"train_name_{arch}_{latent}",
                          disabled=running, help="Letters, digits, '-', '_' and '.'; saved in the user models folder.")
     settings = TrainSettings(model=arch, latent_dim=int(latent), epochs=epochs, lr=lr, batch_size=batch,
-                             train_size=size, report_every=5, device="cpu")
+                             train_size=size, report_every=report_every(size, batch), device="auto")
     b1, b2, _ = st.columns([1, 1, 4])
     b1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=running or not is_valid_name(name),
               on_click=start, args=(settings, name), key="train_start")

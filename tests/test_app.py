@@ -97,6 +97,15 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
     assert sizes["raw pixels"] == [784] and 0 < sizes["PNG"][0] < 784
     assert sorted(sizes["float32 latent"]) == [4 * 32, 4 * 196]
     assert sorted(sizes["8-bit latent"]) == [32 + 8, 196 + 8]
+    from ae.codec_link import codec_status
+
+    status = codec_status()
+    if status.available:  # one coded payload per operating point, each a real payload size
+        payloads = [m for m in at.metric if m.label.endswith(" payload")]
+        assert len(payloads) == len(status.coded_model_points())
+        assert all(0 < int(m.value.removesuffix(" B")) < 784 for m in payloads)
+    else:
+        assert "Codec not available" in texts(at.info)
 
 
 @pytest.mark.parametrize("name,content", [
@@ -164,9 +173,11 @@ def test_send_and_receive(user_models):
     hex_text = at.code[0].value
     payload_metric = next(m for m in at.metric if m.label == "Payload")
     assert payload_metric.value == f"{len(bytes.fromhex(hex_text))} bytes"
-    at.text_input(key="receive_hex").set_value(hex_text).run()
+    at.button(key="send_hand_over").click().run()
     assert_clean(at)
-    assert "Decoded 1 digit" in texts(at.success)
+    assert at.text_input(key="receive_hex").value == hex_text
+    assert f"Decoded 1 digit from {len(bytes.fromhex(hex_text))} bytes" in texts(at.success)
+    assert any(img.caption == "the received digit" for el in at.get("image") for img in el.proto.imgs)
     at.text_input(key="receive_hex").set_value("ff" + hex_text[2:]).run()  # a foreign first byte
     assert not at.exception and "could not be decoded" in texts(at.error)
     at.text_input(key="receive_hex").set_value("not hex at all").run()
