@@ -2,6 +2,7 @@
 running a blank digit through the real model (so the diagram can never drift from the code)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +33,9 @@ def _describe(m: nn.Module) -> str:
 
 @torch.no_grad()
 def trace_layers(model: nn.Module) -> list[Layer]:
-    """Encoder then decoder layers in execution order; activations fold into the layer before."""
+    """Encoder then decoder layers in execution order; activations fold into the layer before.
+    Traces a copy: the app's cached models are shared by every session and must stay untouched."""
+    model = copy.deepcopy(model)
     calls: list[tuple[nn.Module, tuple[int, ...]]] = []
     hooks = [m.register_forward_hook(lambda m, i, o: calls.append((m, tuple(o.shape[1:]))))
              for m in model.modules() if not list(m.children())]

@@ -45,17 +45,17 @@ def classifier():
 
 
 @st.cache_resource(show_spinner=False)
-def _test_digits(full: bool):
+def _mnist_test_digits(full: bool):
     return load_digits("test") if full else load_sample()
 
 
-def test_digits():
+def mnist_test_digits():
     """The MNIST test set when a data folder is present, else the bundled 1,000-digit sample."""
     full = dataset_available()
     try:
-        return _test_digits(full)
+        return _mnist_test_digits(full)
     except AEError:
-        return _test_digits(False)
+        return _mnist_test_digits(False)
 
 
 @st.cache_resource(show_spinner=False, ttl=120)
@@ -137,7 +137,7 @@ def clear_canvas(key: str) -> None:
 def pick_test_digit(key: str, where=None, default_class: int = 7) -> tuple[np.ndarray, str]:
     """Choose a test digit by class and position, or at random. Returns (digit, description)."""
     where = where or st
-    data = test_digits()
+    data = mnist_test_digits()
     labels = data.labels.numpy()
     mode = where.segmented_control("Choose by", ["class", "index", "random"], default="class",
                                    key=f"{key}_mode", required=True)
@@ -295,7 +295,7 @@ def show_coded_payloads(digit) -> None:
 def pick_digit_set(key: str, where=None):
     """Several test digits: one class or all, a count and a reshuffle. Returns (images, labels, text)."""
     where = where or st
-    data = test_digits()
+    data = mnist_test_digits()
     c1, c2, c3 = where.columns([1, 1, 1], vertical_alignment="bottom")
     cls = c1.selectbox("Class", ["all"] + list(range(10)), key=f"{key}_class")
     count = c2.slider("How many", 4, 20, 12, key=f"{key}_count")

@@ -5,10 +5,10 @@ import streamlit as st
 from ae.analysis import reconstruct_batch
 from ae.display import digit_image, error_image, strip
 from ae.errors import AEError
-from app_pages.common import ARCH_TITLES, classifier, load_entry, pick_digit_set, pick_models, pick_test_digit, side_by_side, test_digits
+from app_pages.common import ARCH_TITLES, classifier, load_entry, pick_digit_set, pick_models, pick_test_digit, side_by_side, mnist_test_digits
 
 st.title("Gallery")
-data = test_digits()
+data = mnist_test_digits()
 st.caption(f"Digits from the {data.source}.")
 models = pick_models()
 

@@ -8,7 +8,7 @@ from ae.analysis import reconstruct_digit
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
-from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, test_digits
+from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, mnist_test_digits
 
 SLIDERS = 6
 MAP_POINTS = 2000
@@ -18,7 +18,7 @@ MAP_POINTS = 2000
 def latent_space(_model, path: str, mtime: float, n_digits: int):
     """Latents of the test digits, their principal directions and most varying neurons
     (keyed by the weights file and its time, so a retrained model is encoded afresh)."""
-    data = test_digits()
+    data = mnist_test_digits()
     z = encode_all(_model, data.images).numpy()
     return z, data.labels.numpy(), fit_pca(z, k=max(SLIDERS, 2)), most_varying_dims(z, SLIDERS)
 
@@ -40,8 +40,8 @@ try:
 except AEError as exc:
     st.error(f"Cannot load {entry.name}: {exc}")
     st.stop()
-z_all, labels, pca, (dims, dim_stds) = latent_space(model, *entry.cache_key, len(test_digits()))
-st.caption(f"{entry.label}. Latent statistics from the {test_digits().source}.")
+z_all, labels, pca, (dims, dim_stds) = latent_space(model, *entry.cache_key, len(mnist_test_digits()))
+st.caption(f"{entry.label}. Latent statistics from the {mnist_test_digits().source}.")
 
 left, right = st.columns([1, 1.4], gap="large")
 with left:
@@ -117,7 +117,7 @@ with m2:
     else:
         p = picked[0]
         i = int(np.flatnonzero(labels[:show] == p["curve_number"])[p["point_index"]])
-        show_digit(test_digits().images[i, 0], f"test digit #{i} (label {labels[i]})", 112)
+        show_digit(mnist_test_digits().images[i, 0], f"test digit #{i} (label {labels[i]})", 112)
         show_digit(decode(model, z_all[i])[0], "decoded from its full latent", 112)
         show_digit(decode(model, pca.latent_at([p["x"], p["y"]]))[0],
                    "decoded from its map position alone (other directions at the mean)", 112)
