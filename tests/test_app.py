@@ -178,6 +178,14 @@ def test_send_and_receive(user_models):
     assert at.text_input(key="receive_hex").value == hex_text
     assert f"Decoded 1 digit from {len(bytes.fromhex(hex_text))} bytes" in texts(at.success)
     assert any(img.caption == "the received digit" for el in at.get("image") for img in el.proto.imgs)
+    from ae.sample import load_sample
+
+    several = status.module.compress(load_sample().images[:3], status.points[0].name)
+    at.text_input(key="receive_hex").set_value(several.hex()).run()
+    assert_clean(at)
+    assert f"Decoded 3 digits from {len(several)} bytes" in texts(at.success)
+    at.text_input(key="receive_hex").set_value(several[:-2].hex()).run()  # truncated
+    assert not at.exception and "could not be decoded" in texts(at.error)
     at.text_input(key="receive_hex").set_value("ff" + hex_text[2:]).run()  # a foreign first byte
     assert not at.exception and "could not be decoded" in texts(at.error)
     at.text_input(key="receive_hex").set_value("not hex at all").run()
