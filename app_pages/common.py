@@ -63,6 +63,29 @@ def codec() -> CodecStatus:
     return codec_status()
 
 
+def warm_up(models: dict[str, ModelEntry | None]) -> None:
+    """Load the models and the codec's coders before the first stroke, so the first drawing
+    is answered as fast as the later ones (loading is the slow part, once per process)."""
+    for entry in models.values():
+        if entry is not None:
+            try:
+                load_entry(entry)
+            except AEError:
+                pass  # reported where the model is used
+    classifier()
+    _warm_codec()
+
+
+@st.cache_resource(show_spinner=False, ttl=120)
+def _warm_codec() -> None:
+    status = codec()
+    for point in status.points:
+        try:
+            compress_digit(status, np.zeros((28, 28), dtype=np.float32), point.name)
+        except AEError:
+            pass
+
+
 # ---- model choice, remembered across pages ----
 
 def pick_models(where=st.sidebar) -> dict[str, ModelEntry | None]:

@@ -2,12 +2,13 @@
 import streamlit as st
 
 from app_pages.common import (IMAGE_UPLOAD_HELP, clear_canvas, digit_from_canvas, digit_from_upload,
-                          draw_canvas, pick_models, side_by_side)
+                          draw_canvas, pick_models, side_by_side, warm_up)
 
 st.title("Draw a digit")
 st.caption("Draw with the mouse (or a finger) on the black square. After each stroke the digit is "
            "scaled and centred like MNIST's, then both autoencoders compress and rebuild it.")
 models = pick_models()
+warm_up(models)
 
 pad, canvas_col, options_col = st.columns([0.02, 1, 1.6], gap="medium")
 with options_col:

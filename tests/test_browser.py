@@ -108,17 +108,12 @@ def test_drawing_a_stroke_shows_both_reconstructions_and_sizes(server, page):
     canvas.wait_for(timeout=30_000)
     expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=30_000)
     box = canvas.bounding_box()
-    x0, y0 = box["x"], box["y"]
-    page.mouse.move(x0 + box["width"] / 2, y0 + box["height"] / 2)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     time.sleep(0.4)  # hovering moves the canvas toolbar out of the way
-    page.mouse.move(x0 + 0.40 * box["width"], y0 + 0.20 * box["height"])
-    page.mouse.down()
-    for i in range(1, 25):  # a slanted "1"
-        page.mouse.move(x0 + (0.40 + 0.004 * i) * box["width"], y0 + (0.20 + 0.026 * i) * box["height"])
-    page.mouse.up()
+    stroke(page, box, (0.40, 0.20), (0.50, 0.82))  # a slanted "1"
     started = time.monotonic()
     expect(page.get_by_text("reconstruction", exact=True)).to_have_count(2, timeout=30_000)
-    seconds = time.monotonic() - started
+    first = time.monotonic() - started
     for text in ("Feedforward (FF)", "Convolutional (CNN)", "Input digit"):
         expect(page.get_by_role("heading", name=text)).to_be_visible()
     body = page.locator("[data-testid='stMain']")
@@ -127,10 +122,35 @@ def test_drawing_a_stroke_shows_both_reconstructions_and_sizes(server, page):
     expect(page.get_by_text("784 B").first).to_be_attached(timeout=10_000)
     expect(page.get_by_text(f"{4 * 196} B").first).to_be_attached()
     expect(page.get_by_text(f"{4 * 32} B").first).to_be_attached()
+    # A second stroke (a flag on the "1"): both reconstructions change.
+    pictures = page.locator("[data-testid='stImage'] img")
+    before = [pictures.nth(i).get_attribute("src") for i in range(pictures.count())]
+    stroke(page, box, (0.40, 0.20), (0.30, 0.32))
+    started = time.monotonic()
+    changed = False
+    while time.monotonic() - started < 30 and not changed:
+        after = [pictures.nth(i).get_attribute("src") for i in range(pictures.count())]
+        changed = len(set(after) - set(before)) >= 3  # input digit and both reconstructions
+        time.sleep(0.05)
+    second = time.monotonic() - started
+    assert changed, "the second stroke did not update the digit and both reconstructions"
     time.sleep(1.0)  # let plotly finish drawing before the screenshot
     assert_no_exception(page)
     shot(page, "draw")
-    print(f"reconstructions on screen {seconds:.2f} s after mouse-up (browser test, this machine)")
+    print(f"\nreconstructions on screen {first:.2f} s after the first stroke's mouse-up, "
+          f"{second:.2f} s after the second's (browser test, this machine)")
+
+
+def stroke(page, box, start, end, steps: int = 24) -> None:
+    """A straight mouse stroke between two points given as fractions of the canvas box."""
+    def at(t):
+        return (box["x"] + (start[0] + t * (end[0] - start[0])) * box["width"],
+                box["y"] + (start[1] + t * (end[1] - start[1])) * box["height"])
+    page.mouse.move(*at(0))
+    page.mouse.down()
+    for i in range(1, steps + 1):
+        page.mouse.move(*at(i / steps))
+    page.mouse.up()
 
 
 def test_receiving_an_uploaded_payload_shows_the_digit(server, page, tmp_path):
