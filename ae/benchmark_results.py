@@ -3,13 +3,15 @@ for display: validated rows, or a `BenchmarkUnavailable` that says what to run."
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ae.errors import AEError
 from ae.weights import WEIGHTS_DIR
 
-DEFAULT_PATH = WEIGHTS_DIR / "benchmark.json"
+DEFAULT_PATH = WEIGHTS_DIR / "benchmark.json"  # AE_BENCHMARK_JSON shows another run instead
 FAMILIES = {"raw": "raw pixels", "latent": "plain latent", "neural": "neural codec", "classic": "classic codec"}
 NUMBERS = ("bytes_per_digit", "psnr", "ssim", "accuracy", "digits_per_s_batch", "ms_single")
 
@@ -25,12 +27,24 @@ class Benchmark:
     path: Path
 
 
+def series_of(method: str, family: str, label: str) -> str:
+    """Which line of the rate-distortion chart a result belongs to: one per classic codec
+    (its quality settings), one per way of sending the codec's payloads, else the result alone."""
+    if family == "classic":
+        return re.sub(r"\s+q\d+$", "", label)
+    if family == "neural":
+        return "codec, all digits in one container" if method.endswith("-container") else "codec, one payload per digit"
+    if method.endswith("-fixed"):
+        return "codec symbols, fixed width (no entropy coding)"
+    return label
+
+
 def _number(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def load_benchmark(path: str | Path | None = None) -> Benchmark:
-    path = Path(path) if path else DEFAULT_PATH
+    path = Path(path or os.environ.get("AE_BENCHMARK_JSON") or DEFAULT_PATH)
     if not path.exists():
         raise BenchmarkUnavailable(f"No benchmark yet: {path.name} is missing. Run `python -m ae benchmark` "
                                    f"to measure every method on the same digits.")
@@ -47,9 +61,10 @@ def load_benchmark(path: str | Path | None = None) -> Benchmark:
         if not isinstance(r, dict) or not r.get("method"):
             continue
         row = {k: _number(r.get(k)) for k in NUMBERS}
-        row.update(method=str(r["method"]), label=str(r.get("label") or r["method"]),
-                   family=FAMILIES.get(r.get("family"), str(r.get("family") or "")),
-                   setting="" if r.get("setting") is None else str(r["setting"]))
+        method, label = str(r["method"]), str(r.get("label") or r["method"])
+        row.update(method=method, label=label, family=FAMILIES.get(r.get("family"), str(r.get("family") or "")),
+                   setting="" if r.get("setting") is None else str(r["setting"]),
+                   series=series_of(method, str(r.get("family")), label))
         rows.append(row)
     if not rows:
         raise BenchmarkUnavailable(f"{path.name} holds no results. Rerun `python -m ae benchmark`.")

@@ -23,12 +23,15 @@ st.caption(" · ".join(f"{k}: {meta[k]}" for k in ("data", "digits", "machine", 
 
 quality = st.segmented_control("Quality measure", list(QUALITY), default="PSNR (dB)", key="compare_metric", required=True)
 column = QUALITY[quality]
-plotted = [r for r in bench.results if r["bytes_per_digit"] and r[column] is not None]
+plotted = sorted((r for r in bench.results if r["bytes_per_digit"] and r[column] is not None),
+                 key=lambda r: (r["series"], r["bytes_per_digit"]))
 if plotted:
-    fig = px.line(plotted, x="bytes_per_digit", y=column, color="label", markers=True, log_x=True,
-                  hover_data=["setting", "family"], height=480,
-                  labels={"bytes_per_digit": "bytes per digit (log scale)", column: quality, "label": "method"})
+    fig = px.line(plotted, x="bytes_per_digit", y=column, color="series", markers=True, log_x=True,
+                  hover_name="label", hover_data={"setting": True, "series": False}, height=520,
+                  labels={"bytes_per_digit": "bytes per digit (log scale)", column: quality, "series": "method"},
+                  color_discrete_sequence=px.colors.qualitative.Dark24)
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_xaxes(tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000])
     st.plotly_chart(fig, key="compare_chart")
     st.caption("Up and to the left is better: fewer bytes for the same quality. 'Read correctly' is the share "
                "of decoded digits the shipped classifier reads as the right digit.")

@@ -169,3 +169,12 @@ def test_benchmark_reader(tmp_path):
     bench = load_benchmark(good)
     assert len(bench.results) == 1 and bench.results[0]["family"] == "classic codec"
     assert bench.results[0]["digits_per_s_batch"] is None and bench.meta == {"digits": 10}
+    assert bench.results[0]["series"] == "PNG"
+
+
+def test_benchmark_series_group_settings_of_one_codec():
+    from ae.benchmark_results import series_of
+
+    assert series_of("webp-q50", "classic", "WebP q50") == series_of("webp-q90", "classic", "WebP q90") == "WebP"
+    assert series_of("rd-q1", "neural", "x") != series_of("rd-q1-container", "neural", "y")
+    assert series_of("ff-float32", "latent", "ff latents") == "ff latents"
