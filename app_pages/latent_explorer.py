@@ -64,13 +64,13 @@ with right:
     sliders, picture = st.columns([1.2, 1], gap="medium")
     with sliders:
         offsets = []
-        for i in range(SLIDERS):
+        for i in range(min(SLIDERS, len(pca.explained), len(dims))):  # a tiny latent has fewer
             if mode == "principal directions":
                 label = f"direction {i + 1} ({100 * pca.explained[i]:.0f}% of variance)"
             else:
                 label = f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})"
             offsets.append(st.slider(label, -3.0, 3.0, 0.0, 0.1, key=f"{slider_key}_{i}", help="in standard deviations"))
-    moved = pca.move(start.latent, offsets) if mode == "principal directions" else move_dims(start.latent, dims, offsets, dim_stds)
+    moved = pca.move(start.latent, offsets) if mode == "principal directions" else move_dims(start.latent, dims[:len(offsets)], offsets, dim_stds[:len(offsets)])
     with picture:
         show_digit(decode(model, moved)[0], "decoded from the moved latent", 224)
         st.button("Reset sliders", icon=":material/restart_alt:", on_click=reset_sliders, args=(slider_key,))

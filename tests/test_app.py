@@ -162,6 +162,22 @@ def test_latent_explorer_sliders_move_the_decoded_digit(user_models):
     assert_clean(at)
 
 
+def test_latent_explorer_copes_with_a_two_neuron_latent(user_models):
+    from ae.catalog import user_model_path
+    from ae.models import ModelConfig, build_model
+    from ae.weights import save_model
+
+    save_model(build_model(ModelConfig(arch="cnn", latent_dim=2, channels=(32, 64))), user_model_path("tiny2"), {})
+    at = open_page("latent_explorer")
+    at.segmented_control(key="latent_arch").set_value("cnn").run()
+    picker = at.selectbox(key="_pick_cnn")
+    picker.set_value(next(o for o in picker.options if o.startswith("tiny2"))).run()
+    assert_clean(at)
+    assert len([s for s in at.slider if s.label.startswith("direction")]) == 2
+    at.radio(key="latent_slider_mode").set_value("single neurons").run()
+    assert_clean(at)
+
+
 def test_send_and_receive(user_models):
     at = open_page("send_receive")
     from ae.codec_link import codec_status
