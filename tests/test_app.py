@@ -162,6 +162,20 @@ def test_latent_explorer_sliders_move_the_decoded_digit(user_models):
     assert_clean(at)
 
 
+@pytest.mark.parametrize("page,key", [("latent_explorer", "latent"), ("send_receive", "send")])
+def test_digit_sources_draw_and_upload_start_with_a_hint(user_models, page, key):
+    at = open_page(page)
+    if not at.segmented_control:  # Send & receive without a codec has no sender
+        pytest.skip("no codec: the sender is not shown")
+    at.segmented_control(key=f"{key}_source").set_value("Draw").run()
+    assert_clean(at)
+    assert "Draw a digit on the black square." in texts(at.info)
+    at.segmented_control(key=f"{key}_source").set_value("Upload").run()
+    assert_clean(at)
+    at.file_uploader(key=f"{key}_upload").set_value(("x.png", b"\x89PNG broken", "image/png")).run()
+    assert not at.exception and at.error
+
+
 def test_latent_explorer_copes_with_a_two_neuron_latent(user_models):
     from ae.catalog import user_model_path
     from ae.models import ModelConfig, build_model
