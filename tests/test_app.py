@@ -15,6 +15,19 @@ APP = "../app.py"  # AppTest resolves paths relative to this file
 TIMEOUT = 60
 
 
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    # st.cache_resource lives as long as the process: each test starts from empty caches, so
+    # one test's monkeypatched codec or folders never leak into the next.
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
 @pytest.fixture
 def user_models():
     """An untrained FF and CNN in the user folder (the conftest points it at a tmp dir)."""
@@ -265,3 +278,20 @@ def test_train_page_trains_saves_and_offers_the_model(user_models):
     picker = at.selectbox(key="_pick_cnn")
     assert any("apptest-cnn" in o for o in picker.options)
     assert "apptest-cnn" in picker.value  # the new model is selected on the other pages
+
+
+@pytest.mark.parametrize("page", [None, "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"])
+def test_every_page_explains_missing_weights(tmp_path, monkeypatch, page):
+    """No shipped weights, no user models, no codec points: messages, never a traceback."""
+    import ae.catalog
+    import ae.codec_link
+
+    monkeypatch.setattr(ae.catalog, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(ae.codec_link, "codec_status", lambda: ae.codec_link.CodecStatus(message="No codec here."))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at.error) + texts(at.warning) + texts(at.info)
+    if page in (None, "draw", "gallery"):
+        assert "weights" in shown
