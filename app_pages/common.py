@@ -243,7 +243,7 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
         st.error(f"Cannot load {entry.name}: {exc}")
         return
     result = reconstruct_digit(model, digit, classifier())
-    st.caption(f"{entry.label} · latent of {model.latent_dim} neurons")
+    st.caption(f"model {entry.label}")
     left, right = st.columns([1, 1])
     show_digit(result.image, "reconstruction", 168, where=left, stretch=True)
     right.metric("PSNR", f"{result.psnr:.1f} dB", help="Peak signal-to-noise ratio against the input digit (higher is closer).")

@@ -1,6 +1,7 @@
 """Move through a model's latent space: sliders along the directions digits vary most,
 interpolation between two digits, and a 2-D map of the test digits' latents."""
 import numpy as np
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -11,6 +12,7 @@ from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dim
 from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, mnist_test_digits
 
 SLIDERS = 6
+CLASS_COLOURS = px.colors.qualitative.D3  # ten clearly different colours, one per digit class
 MAP_POINTS = 2000
 
 
@@ -97,7 +99,7 @@ fig = go.Figure()
 for c in range(10):
     mask = labels[:show] == c
     fig.add_trace(go.Scattergl(x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=str(c),
-                               marker=dict(size=5, opacity=0.7), customdata=np.flatnonzero(mask),
+                               marker=dict(size=5, opacity=0.75, color=CLASS_COLOURS[c]), customdata=np.flatnonzero(mask),
                                hovertemplate=f"digit {c} · #%{{customdata}}<extra></extra>"))
 here = pca.coords(start.latent)[0]
 fig.add_trace(go.Scatter(x=[here[0]], y=[here[1]], mode="markers", name="starting digit",
