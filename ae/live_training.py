@@ -21,6 +21,13 @@ from ae.train import Trainer, TrainSettings
 from ae.weights import save_model
 
 PREVIEW_DIGITS = 8
+# One training at a time per server process: on a small CPU a second one would halve both and
+# make every page slow for everybody.
+_TRAINING_SLOT = threading.BoundedSemaphore(1)
+
+
+class TrainingBusy(AEError):
+    """Another session of this server is training right now."""
 
 
 @dataclass
@@ -98,7 +105,14 @@ class LiveTraining:
         self._thread = threading.Thread(target=self._work, name=f"train-{self.name}", daemon=True)
 
     def start(self) -> "LiveTraining":
-        self._thread.start()
+        if not _TRAINING_SLOT.acquire(blocking=False):
+            raise TrainingBusy("Another training is running on this server right now (one at a time keeps "
+                               "the app responsive for everybody). Try again when it has finished.")
+        try:
+            self._thread.start()
+        except BaseException:
+            _TRAINING_SLOT.release()
+            raise
         return self
 
     def stop(self) -> None:
@@ -147,6 +161,7 @@ class LiveTraining:
                 self._status, self._error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self._ended = time.perf_counter()
+            _TRAINING_SLOT.release()
 
     def snapshot(self) -> Snapshot:
         with self._lock:

@@ -141,6 +141,22 @@ def test_live_training_stops_when_asked():
     assert snap.saved_path.exists()
 
 
+def test_one_live_training_at_a_time():
+    from ae.live_training import TrainingBusy
+
+    settings = TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu")
+    first = LiveTraining(settings, training_data(), "first").start()
+    try:
+        with pytest.raises(TrainingBusy):
+            LiveTraining(settings, training_data(), "second").start()
+    finally:
+        first.stop()
+        _wait(first)
+    second = LiveTraining(settings, training_data(), "second")
+    second.stop()
+    assert _wait(second.start()).status == "stopped"  # the slot is free again
+
+
 def test_live_training_refuses_a_shipped_name():
     with pytest.raises(WeightsError):
         LiveTraining(TrainSettings(model="ff", epochs=1), training_data(), "ff")
