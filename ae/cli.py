@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     card = trainer.card()
     card["training"] |= {"init": args.init, "rate_target_bits": args.target_bits, "final_beta": model.beta, "distortion": args.distortion,
                          "threads": args.threads}
-    card["training_command"] = "python -m ae " + " ".join(args.raw_argv)
+    card["training_command"] = "python -m ae " + shlex.join(args.raw_argv)
     card["codec"] = {"id": args.id, "label": args.label or Path(args.out).stem}
     path = save_model(model, args.out, card)
     print(f"Saved {path} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
@@ -287,10 +288,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.limit:
         data = data.subset(args.limit, seed=0)
     classifier = load_model(args.classifier) if args.classifier else None
-    latent_models = {name: load_model(name) for name in args.latent_models}
+    names = args.latent_models
+    if names is None:  # the shipped plain autoencoders, when they exist
+        names = [n for n in ("ff", "cnn") if weights_path(n).exists()]
+        for missing in sorted({"ff", "cnn"} - set(names)):
+            print(f"warning: no weights/{missing}.safetensors: its latents are left out", file=sys.stderr)
+    latent_models = {name: load_model(name) for name in names}
     points = [p for p in operating_points() if not args.points or p.name in args.points]
     coders = [get_coder(p) for p in points]
-    command = "python -m ae " + " ".join(args.raw_argv)
+    command = "python -m ae " + shlex.join(args.raw_argv)
     print(f"Benchmarking on {data.source}", file=sys.stderr)
     results = run_benchmark(data, classifier, latent_models, coders, classic=not args.no_classic,
                             progress=lambda s: print(f"  {s}", file=sys.stderr))
@@ -403,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the results here (the app reads weights/benchmark.json)")
     p.add_argument("--html", help="write a plotly rate-distortion chart here")
     p.add_argument("--classifier", default="classifier", help="classifier weights ('' to skip accuracy)")
-    p.add_argument("--latent-models", nargs="*", default=["ff", "cnn"], help="plain autoencoders to include")
+    p.add_argument("--latent-models", nargs="*", help="plain autoencoders to include (default: the shipped ff and cnn)")
     p.add_argument("--points", nargs="*", help="codec operating points to include (default: all shipped)")
     p.add_argument("--no-classic", action="store_true", help="skip the Pillow codecs")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

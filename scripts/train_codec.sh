@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Retrain the codec's operating points and measure them: the exact commands behind
+# weights/rd-q*.{safetensors,json} and weights/benchmark.json (CPU only, one torch thread each).
+# Usage: bash scripts/train_codec.sh DATA_DIR   (MNIST in torchvision's layout, e.g. ../shared/data)
+# About 30 minutes on a shared 2-core CPU.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+cd "$AE_ROOT"
+data="${1:?usage: bash scripts/train_codec.sh DATA_DIR}"
+# 1. A first pass from scratch (plain MSE, ~40 B/digit), the starting point of the others.
+python -m ae train-codec --out weights/rd-q3.safetensors --id 3 --label 'q3 (~40 B)' --target-bits 288 \
+  --epochs 30 --data-dir "$data"
+# 2. Each shipped point: fine-tuned towards its rate target on the mean log-MSE (mean PSNR).
+python -m ae train-codec --out weights/rd-q2.safetensors --id 2 --label 'q2 (~24 B)' --target-bits 160 \
+  --init weights/rd-q3.safetensors --distortion log-mse --beta 0.01 --epochs 15 --data-dir "$data"
+python -m ae train-codec --out weights/rd-q1.safetensors --id 1 --label 'q1 (~12 B)' --target-bits 66 \
+  --init weights/rd-q2.safetensors --distortion log-mse --beta 0.01 --epochs 15 --data-dir "$data"
+python -m ae train-codec --out weights/rd-q3.safetensors --id 3 --label 'q3 (~40 B)' --target-bits 280 \
+  --init weights/rd-q2.safetensors --distortion log-mse --beta 0.002 --epochs 15 --data-dir "$data"
+# 3. Measure everything on the full test set; write the figures into the cards.
+python -m ae benchmark --data-dir "$data" --threads 1 --json weights/benchmark.json --update-cards
