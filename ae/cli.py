@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     card = trainer.card()
     if val is not None:
         card["validation"] = val.source
-    path = save_model(trainer.model, out, card)
+    path = save_model(trainer.model, out, card, half=args.half)
     print(f"Saved {path} and {path.with_suffix('.json').name} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
     return 0
 
@@ -276,7 +276,14 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     import torch
 
-    from ae.benchmark import benchmark_json, format_table, run_benchmark, write_html
+    from ae.benchmark import benchmark_json, format_table, load_results, markdown_table, run_benchmark, write_html
+
+    if args.show:  # print a saved run as a Markdown table (the README's), running nothing
+        try:
+            print(markdown_table(load_results(Path(args.show))))
+        except (OSError, ValueError, KeyError) as exc:
+            raise AEError(f"Cannot read the benchmark file {args.show}: {exc}") from None
+        return 0
     from ae.codec import get_coder, operating_points
     from ae.data import load_digits
     from ae.sample import load_sample
@@ -351,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     p.add_argument("--sample", action="store_true", help="train on the bundled sample (no dataset needed)")
     p.add_argument("--out", help="weights file to write (default: the user models folder)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     _add_data_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -414,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-classic", action="store_true", help="skip the Pillow codecs")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--update-cards", action="store_true", help="write the codec's measured figures into its cards")
+    p.add_argument("--show", metavar="JSON", help="print a saved benchmark JSON as a Markdown table and exit")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
     p.set_defaults(func=cmd_benchmark)
 

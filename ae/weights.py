@@ -68,16 +68,20 @@ def write_card(weights: Path, card: dict) -> None:
     _atomic_write(card_path(weights), lambda p: p.write_text(text))
 
 
-def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = None) -> Path:
-    """Save weights (safetensors) and the card; the card gets the config and the file's sha256."""
+def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = None,
+               half: bool = False) -> Path:
+    """Save weights (safetensors) and the card; the card gets the config and the file's sha256.
+    `half` stores floating-point tensors as float16 (half the size; loading casts them back)."""
     path = weights_path(path)
     config: ModelConfig = model.config
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     metadata = {"config": json.dumps(config.to_dict())}
     _atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata))
     card = dict(card or {})
     card.update(name=path.stem, config=config.to_dict(), weights_file=path.name,
-                sha256=sha256_of(path))
+                storage_dtype="float16" if half else "float32", sha256=sha256_of(path))
     write_card(path, card)
     return path
 

@@ -5,7 +5,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 cd "$AE_ROOT"
 data="${1:?usage: bash scripts/train_shipped.sh DATA_DIR}"
+# Seeded, so a rerun gives the same weights on the same thread count (each card records
+# "threads": the classifier was trained with 2, cnn and ff with OMP_NUM_THREADS=1).
 python -m ae train --model classifier --epochs 6 --data-dir "$data" --out weights/classifier.safetensors
-python -m ae train --model cnn --epochs 15 --data-dir "$data" --out weights/cnn.safetensors
-python -m ae train --model ff --epochs 40 --data-dir "$data" --out weights/ff.safetensors
+python -m ae train --model cnn --epochs 20 --data-dir "$data" --out weights/cnn.safetensors
+python -m ae train --model ff --epochs 40 --half --data-dir "$data" --out weights/ff.safetensors
 python -m ae evaluate --data-dir "$data" --update-cards

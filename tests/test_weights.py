@@ -83,3 +83,17 @@ def test_shipped_weights_load_and_have_measured_cards(name):
     assert card["training"]["train_size"] is None and "60000" in card["dataset"]
     assert card["metrics"]["digits"] == 10_000  # measured on the full test set
     assert card["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+def test_half_precision_storage_halves_the_file_and_still_loads(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(DEFAULT_CONFIGS["ff"]).eval()
+    full = save_model(model, tmp_path / "full.safetensors")
+    half = save_model(model, tmp_path / "half.safetensors", half=True)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert load_card(half)["storage_dtype"] == "float16"
+    restored = load_model(half)
+    assert all(p.dtype == torch.float32 for p in restored.parameters())
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        assert (restored(x) - model(x)).abs().max() < 1e-2
