@@ -12,3 +12,5 @@ if [ ! -f "$VENV/.complete" ]; then
   touch "$VENV/.complete"
 fi
 export PATH="$VENV/bin:$PATH"
+# Busy-waiting OpenMP threads collapse when two torch processes share the cores (see ae/__init__.py).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"

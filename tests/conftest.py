@@ -3,10 +3,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import ae  # noqa: E402  (first: it sets the OpenMP wait policy before torch loads)
+import torch  # noqa: E402
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
