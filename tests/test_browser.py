@@ -85,7 +85,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 2000})
+    context = browser.new_context(viewport={"width": 1400, "height": 2600})
     try:
         yield context.new_page()
     finally:
