@@ -273,6 +273,20 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(doc: dict) -> str:
+    """The README's table, from a benchmark JSON."""
+    lines = ["| method | bytes/digit | PSNR dB | SSIM | accuracy | digits/s (batch) | ms (one digit) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in doc["results"]:
+        rate = "–" if r["digits_per_s_batch"] is None else f"{r['digits_per_s_batch']:,.0f}"
+        ms = "–" if r["ms_single"] is None else f"{r['ms_single']:.2f}"
+        psnr_text = "lossless" if r["psnr"] >= 100 else f"{r['psnr']:.2f}"
+        name = f"**{r['label']}**" if r["family"] == "neural" else r["label"]
+        lines.append(f"| {name} | {r['bytes_per_digit']:.2f} | {psnr_text} | {r['ssim']:.3f} | "
+                     f"{100 * r['accuracy']:.2f}% | {rate} | {ms} |")
+    return "\n".join(lines)
+
+
 def write_html(doc: dict, path: Path) -> None:
     """A plotly rate-distortion chart: bytes per digit (log) against PSNR and against accuracy."""
     import plotly.graph_objects as go

@@ -57,6 +57,11 @@ class OperatingPoint:
     card: dict = field(compare=False, repr=False)  # the weights card, incl. measured metrics
     path: Path | None = field(default=None, compare=False)
 
+    @property
+    def metrics(self) -> dict:
+        """Measured by `python -m ae benchmark --update-cards`: mean_bytes, psnr, ssim, accuracy..."""
+        return self.card.get("metrics", {})
+
 
 @dataclass
 class Decoded:

@@ -82,6 +82,17 @@ def test_payload_size_is_close_to_the_information_content(coder, sample):
     assert len({s % 4 for s in sizes}) > 1  # not padded to words
 
 
+@FAST
+@given(data=st.data())
+def test_any_symbols_round_trip_even_improbable_ones(coder, data):
+    n = data.draw(st.integers(1, 5))
+    values = st.one_of(st.integers(-MAX_SYMBOL, MAX_SYMBOL), st.sampled_from([-MAX_SYMBOL, 0, MAX_SYMBOL]))
+    symbols = np.array(data.draw(st.lists(values, min_size=8 * n, max_size=8 * n)), dtype=np.int32).reshape(n, 8)
+    decoded = decompress(compress_symbols(symbols, coder, container=n > 1), [coder])
+    assert np.array_equal(decoded.symbols.numpy(), symbols)
+    assert torch.equal(decoded.images, coder.images(symbols))
+
+
 def test_integer_tables_are_valid_and_update_is_idempotent(coder):
     freq = coder.model.prior.frequencies
     assert freq.shape == (8, ALPHABET) and freq.dtype == torch.int32

@@ -116,6 +116,11 @@ def test_benchmark_runs_on_a_tiny_sample(tmp_path, capsys):
         assert row["bytes_per_digit"] == pytest.approx(real)
         assert row["extra"]["estimated_bytes"] <= row["bytes_per_digit"]
     assert html.stat().st_size > 10_000 and "plotly" in html.read_text()[:100_000].lower()
+    capsys.readouterr()
+    assert main(["benchmark", "--show", str(out)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| method |") and len(table) == 2 + len(doc["results"])
+    assert main(["benchmark", "--show", str(tmp_path / "missing.json")]) == 2
 
 
 def test_train_codec_writes_a_point_with_tables(tmp_path):
