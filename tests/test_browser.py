@@ -93,6 +93,13 @@ def page(browser):
 
 
 def shot(page, name: str) -> None:
+    # Charts and tables show a skeleton while their JavaScript loads: wait for them (a while).
+    try:
+        page.wait_for_function("document.querySelectorAll(\"[data-testid='stSkeleton']\").length === 0",
+                               timeout=20_000)
+    except sync_api.TimeoutError:
+        pass  # a screenshot with a placeholder is still a useful artifact
+    time.sleep(0.5)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
 
