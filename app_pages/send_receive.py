@@ -11,6 +11,10 @@ from app_pages.common import choose_digit, codec, show_digit
 MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
 
 
+def point_title(point) -> str:
+    return point.label if point.label.startswith(point.name) else f"{point.name} — {point.label}"
+
+
 def hand_over(hex_text: str) -> None:
     st.session_state["receive_hex"] = hex_text
 
@@ -29,7 +33,7 @@ with send:
     st.header("Sender", divider="red")
     point_names = [p.name for p in status.points]
     point_name = st.selectbox("Operating point", point_names, key="send_point",
-                              format_func=lambda n: f"{n} — {status.point(n).label}")
+                              format_func=lambda n: point_title(status.point(n)))
     digit, caption = choose_digit("send")
     if digit is None:
         st.info(caption)
