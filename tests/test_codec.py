@@ -21,7 +21,7 @@ from ae.weights import save_model
 
 from conftest import ROOT
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def tiny_model(sample, seed: int, target_bits: float = 40.0, steps: int = 40):
