@@ -84,7 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             card = load_card(name)
             card["metrics"] = {k: v for k, v in metrics.items() if k != "data"}
             card["metrics_data"] = data.source
-            card["metrics_command"] = "python -m ae evaluate " + " ".join(args.raw_argv)
+            card["metrics_command"] = "python -m ae " + " ".join(args.raw_argv)
             write_card(weights_path(name), card)
     if args.json:
         print(json.dumps(results, indent=2))
