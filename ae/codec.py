@@ -32,7 +32,7 @@ import constriction
 import numpy as np
 import torch
 
-from ae.entropy import ALPHABET, MAX_SYMBOL
+from ae.entropy import MAX_SYMBOL
 from ae.errors import AEError, WeightsError
 
 FORMAT_VERSION = 1
@@ -359,4 +359,4 @@ def payload_info(payload: bytes) -> dict:
 
 __all__ = ["CodecError", "OperatingPoint", "Decoded", "PointCoder", "operating_points", "find_point",
            "get_coder", "compress", "compress_symbols", "decompress", "parse_header", "payload_info",
-           "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES", "ALPHABET"]
+           "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES"]

@@ -1,8 +1,9 @@
 """The codec's rate-distortion autoencoder: a feedforward autoencoder whose latents are rounded
 to integers and priced in bits by a learned prior (`ae.entropy`).
 
-Training minimises `distortion + beta * bits` (MSE, or the mean log-MSE over digits) (uniform noise stands in for rounding in the rate term,
-the decoder sees straight-through rounded latents). With a `rate_target_bits`, beta is tuned
+Training minimises `distortion + beta * bits`, the distortion being the MSE or the mean over
+digits of ln MSE (uniform noise stands in for rounding in the rate term; the decoder sees
+straight-through rounded latents). With a `rate_target_bits`, beta is tuned
 on the fly (a multiplicative dual step) so the model lands on that rate: one operating point
 per target. `encode` returns the rounded latents the codec sends, so `decode(encode(x))` is
 the codec's reconstruction; `decode_exact` is the bit-reproducible version the codec uses.
@@ -14,7 +15,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ae.entropy import LogisticMixturePrior, quantize
 from ae.models import IMAGE_SIDE, NUM_PIXELS, ModelConfig
