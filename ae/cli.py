@@ -280,9 +280,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.show:  # print a saved run as a Markdown table (the README's), running nothing
         try:
-            print(markdown_table(load_results(Path(args.show))))
+            table = markdown_table(load_results(Path(args.show)))
         except (OSError, ValueError, KeyError) as exc:
             raise AEError(f"Cannot read the benchmark file {args.show}: {exc}") from None
+        print(table)
         return 0
     from ae.codec import get_coder, operating_points
     from ae.data import load_digits
