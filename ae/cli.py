@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ae.errors import AEError
+from ae.files import atomic_write_bytes
 
 EXIT_USER_ERROR = 2
 
@@ -185,21 +186,6 @@ def _test_digits(indices: list[int], data_dir: str | None):
     return load_sample().images[np.array([where[i] for i in indices])]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cmd_compress(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -218,7 +204,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     payload = compress(batch, get_coder(point))
     out = Path(args.output)
     try:
-        _write_atomic(out, payload)
+        atomic_write_bytes(out, payload)
     except OSError as exc:
         raise AEError(f"Cannot write {out}: {exc.strerror or exc}.") from None
     n = len(batch)
@@ -252,7 +238,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         if out.suffix.lower() == ".png":
             if len(pngs) != 1:
                 raise AEError(f"The payload holds {len(pngs)} digits: give a folder for -o, not one PNG file.")
-            _write_atomic(out, pngs[0])
+            atomic_write_bytes(out, pngs[0])
         else:
             if out.exists() and not out.is_dir():
                 raise AEError(f"{out} exists and is not a folder.")
@@ -312,7 +298,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     print(format_table(results))
     try:
         if args.json:
-            _write_atomic(Path(args.json), (json.dumps(doc, indent=1) + "\n").encode())
+            atomic_write_bytes(Path(args.json), (json.dumps(doc, indent=1) + "\n").encode())
         if args.html:
             write_html(doc, Path(args.html))
     except OSError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ae.errors import WeightsError
+from ae.files import atomic_write
 from ae.models import ModelConfig, build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -50,23 +50,9 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    # Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights and cards are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_card(weights: Path, card: dict) -> None:
     text = json.dumps(card, indent=2, sort_keys=False) + "\n"
-    _atomic_write(card_path(weights), lambda p: p.write_text(text))
+    atomic_write(card_path(weights), lambda p: p.write_text(text))
 
 
 def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = None,
@@ -79,7 +65,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = No
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     metadata = {"config": json.dumps(config.to_dict())}
-    _atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata))
+    atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata))
     card = dict(card or {})
     card.update(name=path.stem, config=config.to_dict(), weights_file=path.name,
                 storage_dtype="float16" if half else "float32", sha256=sha256_of(path))
