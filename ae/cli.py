@@ -17,6 +17,20 @@ from ae.files import atomic_write_bytes
 EXIT_USER_ERROR = 2
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
@@ -334,14 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train an autoencoder or the classifier")
     p.add_argument("--model", choices=["ff", "cnn", "classifier"], default="ff")
-    p.add_argument("--latent", type=int, help="latent neurons (default: 196 for ff, 32 for cnn)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-size", type=int, help="train on a random subset of this many digits")
-    p.add_argument("--val-size", type=int, default=2000, help="test digits used for the validation loss")
+    p.add_argument("--latent", type=positive_int, help="latent neurons (default: 196 for ff, 32 for cnn)")
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--train-size", type=positive_int, help="train on a random subset of this many digits")
+    p.add_argument("--val-size", type=positive_int, default=2000, help="test digits used for the validation loss")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, help="stop after this many steps (a dry run)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many steps (a dry run)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     p.add_argument("--sample", action="store_true", help="train on the bundled sample (no dataset needed)")
     p.add_argument("--out", help="weights file to write (default: the user models folder)")
@@ -353,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["ff", "cnn"], help="weights names or paths")
     p.add_argument("--classifier", default="classifier", help="classifier weights ('' to skip)")
     p.add_argument("--sample", action="store_true", help="use the bundled 1,000-digit sample")
-    p.add_argument("--limit", type=int, help="evaluate on a random subset of this many digits")
+    p.add_argument("--limit", type=positive_int, help="evaluate on a random subset of this many digits")
     p.add_argument("--json", action="store_true", help="print one JSON object keyed by model")
     p.add_argument("--update-cards", action="store_true", help="write the metrics into the weights cards")
     _add_data_args(p)
@@ -364,19 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", type=int, required=True, help="operating-point id written in payload headers (1-15)")
     p.add_argument("--label", help="short human label for the app")
     p.add_argument("--target-bits", type=float, required=True, help="rate target in bits per digit")
-    p.add_argument("--latent", type=int, default=64)
+    p.add_argument("--latent", type=positive_int, default=64)
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--init", help="start from these weights (a name or path) instead of from scratch")
     p.add_argument("--beta", type=float, default=1e-4, help="initial rate weight (then tuned to the target)")
     p.add_argument("--distortion", choices=["mse", "log-mse"], default="mse",
                    help="mse, or log-mse (mean over digits of ln MSE: what the mean PSNR measures)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--train-size", type=int)
-    p.add_argument("--val-size", type=int, default=2000)
+    p.add_argument("--epochs", type=positive_int, default=20)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--train-size", type=positive_int)
+    p.add_argument("--val-size", type=positive_int, default=2000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--sample", action="store_true", help="train on the bundled sample (tests)")
     p.add_argument("--quiet", action="store_true")
@@ -400,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("benchmark", help="measure every method (codec, latents, PNG/JPEG/WebP/JXL/AVIF) on the same digits")
     p.add_argument("--sample", action="store_true", help="use the bundled 1,000-digit sample")
-    p.add_argument("--limit", type=int, help="use a random subset of this many digits")
+    p.add_argument("--limit", type=positive_int, help="use a random subset of this many digits")
     p.add_argument("--json", help="write the results here (the app reads weights/benchmark.json)")
     p.add_argument("--html", help="write a plotly rate-distortion chart here")
     p.add_argument("--classifier", default="classifier", help="classifier weights ('' to skip accuracy)")

@@ -52,3 +52,12 @@ def test_cli_train_on_the_sample_saves_a_loadable_model(tmp_path, capsys):
     assert model.latent_dim == 4
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["training"]["steps"] == 3 and "bundled sample" in card["dataset"]
+
+
+@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--lr", "-1"], ["--latent", "abc"], ["--batch-size", "-5"]])
+def test_cli_train_refuses_bad_settings_with_a_message(bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--sample", *bad])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert bad[0] in err and "Traceback" not in err
