@@ -25,7 +25,7 @@ import torch
 
 from ae.data import Digits
 from ae.evaluate import classify, reconstruct
-from ae.metrics import psnr, ssim
+from ae.metrics import MAX_PSNR, psnr, ssim
 
 CLASSIC_QUALITIES = {
     "JPEG": [5, 10, 20, 30, 50, 75, 90],
@@ -280,7 +280,7 @@ def markdown_table(doc: dict) -> str:
     for r in doc["results"]:
         rate = "–" if r["digits_per_s_batch"] is None else f"{r['digits_per_s_batch']:,.0f}"
         ms = "–" if r["ms_single"] is None else f"{r['ms_single']:.2f}"
-        psnr_text = "lossless" if r["psnr"] >= 100 else f"{r['psnr']:.2f}"
+        psnr_text = "lossless" if r["psnr"] >= MAX_PSNR else f"{r['psnr']:.2f}"
         name = f"**{r['label']}**" if r["family"] == "neural" else r["label"]
         lines.append(f"| {name} | {r['bytes_per_digit']:.2f} | {psnr_text} | {r['ssim']:.3f} | "
                      f"{100 * r['accuracy']:.2f}% | {rate} | {ms} |")
@@ -300,7 +300,7 @@ def write_html(doc: dict, path: Path) -> None:
         rows = sorted(rows, key=lambda r: r["bytes_per_digit"])
         name = group if family == "classic" else family
         for col, key, scale in ((1, "psnr", 1), (2, "accuracy", 100)):
-            fig.add_trace(go.Scatter(x=[r["bytes_per_digit"] for r in rows], y=[r[key] * scale for r in rows],
+            fig.add_trace(go.Scatter(x=[r["bytes_per_digit"] for r in rows], y=[None if key == "psnr" and r[key] >= MAX_PSNR else r[key] * scale for r in rows],
                                      text=[r["label"] for r in rows], mode="lines+markers" if family == "classic" else "markers",
                                      name=name, legendgroup=name, showlegend=col == 1,
                                      hovertemplate="%{text}<br>%{x:.1f} B/digit, %{y:.2f}<extra></extra>"),

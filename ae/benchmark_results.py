@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ae.errors import AEError
+from ae.metrics import MAX_PSNR
 from ae.weights import WEIGHTS_DIR
 
 DEFAULT_PATH = WEIGHTS_DIR / "benchmark.json"  # AE_BENCHMARK_JSON shows another run instead
@@ -64,7 +65,8 @@ def load_benchmark(path: str | Path | None = None) -> Benchmark:
         method, label = str(r["method"]), str(r.get("label") or r["method"])
         row.update(method=method, label=label, family=FAMILIES.get(r.get("family"), str(r.get("family") or "")),
                    setting="" if r.get("setting") is None else str(r["setting"]),
-                   series=series_of(method, str(r.get("family")), label))
+                   series=series_of(method, str(r.get("family")), label),
+                   lossless=row["psnr"] is not None and row["psnr"] >= MAX_PSNR)  # PSNR is infinite
         rows.append(row)
     if not rows:
         raise BenchmarkUnavailable(f"{path.name} holds no results. Rerun `python -m ae benchmark`.")

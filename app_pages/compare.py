@@ -23,7 +23,9 @@ st.caption(" · ".join(f"{k}: {meta[k]}" for k in ("data", "digits", "machine", 
 
 quality = st.segmented_control("Quality measure", list(QUALITY), default="PSNR (dB)", key="compare_metric", required=True)
 column = QUALITY[quality]
-plotted = sorted((r for r in bench.results if r["bytes_per_digit"] and r[column] is not None),
+# Lossless methods have an infinite PSNR: they would squash every curve, so they are left out there.
+plotted = sorted((r for r in bench.results if r["bytes_per_digit"] and r[column] is not None
+                  and not (column == "psnr" and r["lossless"])),
                  key=lambda r: (r["series"], r["bytes_per_digit"]))
 if plotted:
     fig = px.line(plotted, x="bytes_per_digit", y=column, color="series", markers=True, log_x=True,
@@ -33,15 +35,18 @@ if plotted:
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10))
     fig.update_xaxes(tickvals=[2, 5, 10, 20, 50, 100, 200, 500, 1000])
     st.plotly_chart(fig, key="compare_chart")
+    lossless = ", ".join(f"{r['label']} {r['bytes_per_digit']:.0f} B" for r in bench.results if r["lossless"])
     st.caption("Up and to the left is better: fewer bytes for the same quality. 'Read correctly' is the share "
-               "of decoded digits the shipped classifier reads as the right digit.")
+               "of decoded digits the shipped classifier reads as the right digit."
+               + (f" Lossless methods ({lossless}) are not on the PSNR chart: their PSNR is infinite."
+                  if lossless and column == "psnr" else ""))
 else:
     st.info(f"The benchmark has no {quality} figures to plot.")
 
 st.subheader("All results")
 st.dataframe(
     [{"method": r["label"], "family": r["family"], "setting": r["setting"], "bytes per digit": r["bytes_per_digit"],
-      "PSNR": r["psnr"], "SSIM": r["ssim"], "read correctly": r["accuracy"],
+      "PSNR": None if r["lossless"] else r["psnr"], "lossless": r["lossless"], "SSIM": r["ssim"], "read correctly": r["accuracy"],
       "digits/s (batch)": r["digits_per_s_batch"], "ms per digit (alone)": r["ms_single"]} for r in bench.results],
     hide_index=True, column_config={
         "bytes per digit": st.column_config.NumberColumn(format="%.1f B"),
