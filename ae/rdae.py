@@ -1,5 +1,5 @@
-"""The codec's rate-distortion autoencoder: a feedforward autoencoder whose latents are rounded
-to integers and priced in bits by a learned prior (`ae.entropy`).
+"""The codec's rate-distortion autoencoder: an autoencoder (feedforward `rdae`, or convolutional
+`rdcnn`) whose latents are rounded to integers and priced in bits by a learned prior (`ae.entropy`).
 
 Training minimises `distortion + beta * bits`, the distortion being the MSE or the mean over
 digits of ln MSE (uniform noise stands in for rounding in the rate term; the decoder sees
@@ -23,30 +23,37 @@ BETA_STEP = 0.02  # how fast beta follows the rate target (per training step)
 
 
 class RateDistortionAE(nn.Module):
-    """784 -> hidden -> hidden/2 -> latent (rounded) -> hidden/2 -> hidden -> 784 (sigmoid)."""
+    """784 -> hidden -> hidden/2 -> latent (rounded) -> hidden/2 -> hidden -> 784 (sigmoid).
+    Subclasses change only `build_transforms`; rate, training and exact decoding are shared."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.latent_dim = config.latent_dim
-        h = config.hidden
-        self.encoder = nn.Sequential(
-            nn.Flatten(),  # (B,1,28,28) -> (B,784)
-            nn.Linear(NUM_PIXELS, h), nn.ReLU(),
-            nn.Linear(h, h // 2), nn.ReLU(),
-            nn.Linear(h // 2, config.latent_dim),
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(config.latent_dim, h // 2), nn.ReLU(),
-            nn.Linear(h // 2, h), nn.ReLU(),
-            nn.Linear(h, NUM_PIXELS),
-        )
+        self.encoder, self.decoder = self.build_transforms(config)
         self.prior = LogisticMixturePrior(config.latent_dim)
         # Training-only state (not saved): the rate target and the current rate weight.
         self.rate_target_bits: float | None = None
         self.beta = 1e-4
         self.distortion = "mse"  # or "log-mse": mean over digits of ln(MSE), i.e. mean PSNR
         self._decoder64: nn.Module | None = None
+
+    @staticmethod
+    def build_transforms(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+        """(encoder: (B,1,28,28) -> (B,D), decoder: (B,D) -> (B,784) pixel logits)."""
+        h = config.hidden
+        encoder = nn.Sequential(
+            nn.Flatten(),  # (B,1,28,28) -> (B,784)
+            nn.Linear(NUM_PIXELS, h), nn.ReLU(),
+            nn.Linear(h, h // 2), nn.ReLU(),
+            nn.Linear(h // 2, config.latent_dim),
+        )
+        decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, h // 2), nn.ReLU(),
+            nn.Linear(h // 2, h), nn.ReLU(),
+            nn.Linear(h, NUM_PIXELS),
+        )
+        return encoder, decoder
 
     # --- the model API shared with the other autoencoders -------------------------------------
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,3 +106,31 @@ class RateDistortionAE(nn.Module):
         logits = self._decoder64(symbols.to(torch.float64))
         pixels = torch.round(torch.sigmoid(logits) * 255.0)
         return (pixels / 255.0).float().view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+class ConvRateDistortionAE(RateDistortionAE):
+    """The same codec model with convolutional transforms (better pixels per bit):
+    encoder  conv3x3 c0 -> conv4x4/2 c1 (14x14) -> conv4x4/2 c2 (7x7) -> dense hidden -> latent;
+    decoder  latent -> dense hidden -> dense c2x7x7 -> convT/2 c1 (14x14) -> convT/2 c0 (28x28)
+             -> conv3x3 -> 784 logits."""
+
+    @staticmethod
+    def build_transforms(config: ModelConfig) -> tuple[nn.Module, nn.Module]:
+        c0, c1, c2 = config.channels
+        h, side = config.hidden, IMAGE_SIDE // 4
+        encoder = nn.Sequential(
+            nn.Conv2d(1, c0, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c0, c1, 4, stride=2, padding=1), nn.ReLU(),  # 28 -> 14
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten(), nn.Linear(c2 * side * side, h), nn.ReLU(),
+            nn.Linear(h, config.latent_dim),
+        )
+        decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, h), nn.ReLU(),
+            nn.Linear(h, c2 * side * side), nn.ReLU(),
+            nn.Unflatten(1, (c2, side, side)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(c1, c0, 4, stride=2, padding=1), nn.ReLU(),  # 14 -> 28
+            nn.Conv2d(c0, 1, 3, padding=1), nn.Flatten(),
+        )
+        return encoder, decoder

@@ -24,11 +24,15 @@ from conftest import ROOT
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-def tiny_model(sample, seed: int, target_bits: float = 40.0, steps: int = 40):
+TINY = {"rdae": ModelConfig(arch="rdae", latent_dim=8, hidden=64),
+        "rdcnn": ModelConfig(arch="rdcnn", latent_dim=8, hidden=32, channels=(4, 8, 8))}
+
+
+def tiny_model(sample, seed: int, target_bits: float = 40.0, steps: int = 40, arch: str = "rdae"):
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(arch="rdae", latent_dim=8, hidden=64))
+    model = build_model(TINY[arch])
     model.rate_target_bits, model.beta = target_bits, 1e-3
-    trainer = Trainer(TrainSettings(model="rdae", epochs=10, batch_size=100, lr=3e-3, max_steps=steps, seed=seed),
+    trainer = Trainer(TrainSettings(model=arch, epochs=10, batch_size=100, lr=3e-3, max_steps=steps, seed=seed),
                       sample, model=model)
     list(trainer.run())
     model.update()
@@ -126,6 +130,33 @@ def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sam
         run = subprocess.run([sys.executable, "-c", script, str(threads)], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
         assert run.stdout.strip() == here
+
+
+def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(sample, tmp_path):
+    """The convolutional codec model shares the machinery: a payload decodes to the rounded
+    latents' exact decoding, the same bytes with one thread and with two."""
+    conv = PointCoder(tiny_model(sample, seed=3, steps=20, arch="rdcnn"), point_id=2, name="tiny-conv")
+    x = sample.images[:40]
+    direct = conv.model.decode_exact(quantize(conv.model.analyse(x), "symbols"))
+    payload = compress(x, conv)
+    assert torch.equal(decompress(payload, [conv]).images, direct)
+    assert torch.equal(decompress(compress(x[5], conv), [conv]).images, direct[5:6])
+    assert (direct * 255 - (direct * 255).round()).abs().max() < 1e-4  # on the 8-bit grid
+    path = save_model(conv.model, tmp_path / "conv.safetensors", {})
+    script = textwrap.dedent(f"""
+        import hashlib, sys, torch
+        sys.path.insert(0, {str(ROOT)!r})
+        from ae.codec import PointCoder, decompress
+        from ae.weights import load_model
+        coder = PointCoder(load_model({str(path)!r}), 2, "tiny-conv")
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = decompress(bytes.fromhex(sys.argv[1]), [coder]).images
+            print(hashlib.sha256(out.numpy().tobytes()).hexdigest())
+    """)
+    run = subprocess.run([sys.executable, "-c", script, payload.hex()], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [hashlib.sha256(direct.numpy().tobytes()).hexdigest()] * 2
 
 
 def test_every_single_byte_change_is_rejected(coder, payloads):

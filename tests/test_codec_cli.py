@@ -9,6 +9,8 @@ from PIL import Image
 
 from ae.cli import main
 from ae.codec import compress, decompress, operating_points, parse_header
+from ae.models import ARCHITECTURES
+from ae.rdae import RateDistortionAE
 from ae.sample import sample_test_indices
 
 pytestmark = pytest.mark.skipif(not operating_points(), reason="no shipped codec weights")
@@ -23,7 +25,7 @@ def test_shipped_points_are_numbered_and_measured():
     points = operating_points()
     assert len({p.id for p in points}) == len(points) >= 3
     for p in points:
-        assert p.arch == "rdae" and p.label
+        assert issubclass(ARCHITECTURES[p.arch], RateDistortionAE) and p.label
         m = p.card.get("metrics", {})
         assert {"mean_bytes", "psnr", "accuracy"} <= set(m)
 
@@ -133,3 +135,8 @@ def test_train_codec_writes_a_point_with_tables(tmp_path):
     from ae.weights import load_model
     model = load_model(out)
     assert model.prior.ready
+    conv = tmp_path / "mini-conv.safetensors"
+    assert main(["train-codec", "--sample", "--max-steps", "2", "--arch", "rdcnn", "--channels", "2", "4", "4",
+                 "--latent", "4", "--hidden", "16", "--quiet", "--id", "10", "--target-bits", "20", "--out", str(conv)]) == 0
+    model = load_model(conv)
+    assert model.config.arch == "rdcnn" and model.config.channels == (2, 4, 4) and model.prior.ready
