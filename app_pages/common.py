@@ -33,6 +33,15 @@ def load_entry(entry: ModelEntry):
     return _load_model(*entry.cache_key)
 
 
+def load_or_explain(entry: ModelEntry):
+    """The model, or None after telling the user why it cannot be loaded."""
+    try:
+        return load_entry(entry)
+    except AEError as exc:
+        st.error(f"Cannot load {entry.name}: {exc}")
+        return None
+
+
 def classifier():
     """The shipped digit classifier, or None (the pages then skip 'what it reads')."""
     entry = shipped_entry("classifier")
@@ -237,10 +246,8 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
     if entry is None:
         missing_model_note(arch)
         return
-    try:
-        model = load_entry(entry)
-    except AEError as exc:
-        st.error(f"Cannot load {entry.name}: {exc}")
+    model = load_or_explain(entry)
+    if model is None:
         return
     result = reconstruct_digit(model, digit, classifier())
     st.caption(f"model {entry.label}")

@@ -4,8 +4,7 @@ import streamlit as st
 
 from ae.analysis import reconstruct_batch
 from ae.display import digit_image, error_image, strip
-from ae.errors import AEError
-from app_pages.common import ARCH_TITLES, classifier, load_entry, pick_digit_set, pick_models, pick_test_digit, side_by_side, mnist_test_digits
+from app_pages.common import ARCH_TITLES, classifier, load_or_explain, pick_digit_set, pick_models, pick_test_digit, side_by_side, mnist_test_digits
 
 st.title("Gallery")
 data = mnist_test_digits()
@@ -27,10 +26,8 @@ for arch in ("ff", "cnn"):
     entry = models.get(arch)
     if entry is None:
         continue
-    try:
-        model = load_entry(entry)
-    except AEError as exc:
-        st.error(f"Cannot load {entry.name}: {exc}")
+    model = load_or_explain(entry)
+    if model is None:
         continue
     result = reconstruct_batch(model, images, classifier())
     read = ""
