@@ -139,13 +139,13 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     else:
         torch.manual_seed(args.seed)
         model = build_model(ModelConfig(arch=args.arch, latent_dim=args.latent, hidden=args.hidden,
-                                        channels=tuple(args.channels) if args.arch == "rdcnn" else ()))
+                                        channels=tuple(args.channels) if args.arch != "rdae" else ()))
     model.rate_target_bits = args.target_bits
     model.beta = args.beta
     model.distortion = args.distortion
     settings = TrainSettings(model=model.config.arch, latent_dim=model.latent_dim, epochs=args.epochs, lr=args.lr,
                              batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
-                             max_steps=args.max_steps, device="cpu")
+                             max_steps=args.max_steps, device=args.device)
     trainer = Trainer(settings, train, val, model=model)
     print(f"Training codec point {args.out} on {trainer.data.source}: target {args.target_bits} bits/digit",
           file=sys.stderr)
@@ -158,13 +158,13 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
                 bar.write(f"epoch {event.epoch}: loss {event.loss:.5f} bits {model.last_bits:.1f} "
                           f"mse {model.last_mse:.5f} beta {model.beta:.3e}"
                           + (f" val {event.val_loss:.5f}" if event.val_loss is not None else ""))
-    model.update()
+    model.cpu().update()
     card = trainer.card()
     card["training"] |= {"init": args.init, "rate_target_bits": args.target_bits, "final_beta": model.beta, "distortion": args.distortion,
                          "threads": args.threads}
     card["training_command"] = "python -m ae " + shlex.join(args.raw_argv)
     card["codec"] = {"id": args.id, "label": args.label or Path(args.out).stem}
-    path = save_model(model, args.out, card)
+    path = save_model(model, args.out, card, half=args.half)
     print(f"Saved {path} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
     return 0
 
@@ -379,12 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", type=int, required=True, help="operating-point id written in payload headers (1-15)")
     p.add_argument("--label", help="short human label for the app")
     p.add_argument("--target-bits", type=float, required=True, help="rate target in bits per digit")
-    p.add_argument("--arch", choices=["rdae", "rdcnn"], default="rdae",
-                   help="rdae: feedforward transforms; rdcnn: convolutional (ignored with --init)")
+    p.add_argument("--arch", choices=["rdae", "rdcnn", "rdhybrid"], default="rdae",
+                   help="rdae: feedforward transforms; rdcnn: convolutional; rdhybrid: convolutional "
+                        "encoder, feedforward decoder (ignored with --init)")
     p.add_argument("--latent", type=positive_int, default=64)
     p.add_argument("--hidden", type=int, default=1024)
     p.add_argument("--channels", type=positive_int, nargs=3, default=[16, 32, 64], metavar="C",
-                   help="rdcnn: channels of its three conv stages (wider trains ~2x slower on a CPU)")
+                   help="rdcnn/rdhybrid: channels of the three conv stages (wider trains ~2x slower on a CPU)")
     p.add_argument("--init", help="start from these weights (a name or path) instead of from scratch")
     p.add_argument("--beta", type=float, default=1e-4, help="initial rate weight (then tuned to the target)")
     p.add_argument("--distortion", choices=["mse", "log-mse"], default="mse",
@@ -397,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=positive_int)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (a GPU when present)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     p.add_argument("--sample", action="store_true", help="train on the bundled sample (tests)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
@@ -407,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-indices", help="MNIST test digits to add, e.g. 0,5,10-19")
     p.add_argument("-o", "--output", required=True, help="payload file to write, e.g. OUT.aez")
     p.add_argument("--model", default="rd", help="codec family (default rd)")
-    p.add_argument("--quality", type=int, default=2, help="operating point: 1 (smallest) to 3 (best)")
+    p.add_argument("--quality", type=int, default=2, help="operating point: 1 (smallest) to 4 (best; see weights/rd-q*.json)")
     p.add_argument("--point", help="operating point by name, e.g. rd-q1 (overrides --model/--quality)")
     p.add_argument("--data-dir", help="MNIST root for --test-indices (default: $AE_DATA_DIR, else the bundled sample)")
     p.set_defaults(func=cmd_compress)

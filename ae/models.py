@@ -161,7 +161,8 @@ def parameter_count(model: nn.Module) -> int:
 
 
 # The codec's rate-distortion autoencoder registers here so weights cards can name it.
-from ae.rdae import ConvRateDistortionAE, RateDistortionAE  # noqa: E402  (ae.rdae imports the names defined above)
+from ae.rdae import ConvRateDistortionAE, HybridRateDistortionAE, RateDistortionAE  # noqa: E402  (ae.rdae imports the names defined above)
 
 ARCHITECTURES["rdae"] = RateDistortionAE
 ARCHITECTURES["rdcnn"] = ConvRateDistortionAE
+ARCHITECTURES["rdhybrid"] = HybridRateDistortionAE
