@@ -14,7 +14,8 @@ same id, fails the check. The body is constriction's range-coder output for the 
 shortest byte prefix that still decodes to the same symbols when zero-padded to whole 32-bit
 words. That cut is deterministic and the decoder re-encodes what it decoded and insists on the
 same bytes, so every payload has exactly one valid form. A container codes all its digits in
-one stream (dimension-major), paying the coder's termination once.
+one stream (dimension-major), paying the coder's termination once; its body is not cut (whole
+32-bit words: at most 3 bytes for the whole container, and no search of several decodes).
 
 Every size the project reports is `len(payload)`, header included.
 """
@@ -144,24 +145,28 @@ class PointCoder:
         return self.model.decode_exact(torch.from_numpy(np.ascontiguousarray(symbols)))
 
     # -- entropy coding ----------------------------------------------------------------------
-    def encode_stream(self, symbols: np.ndarray) -> bytes:
-        """(N,D) symbols -> the trimmed range-coder bytes (dimension-major order)."""
+    def encode_stream(self, symbols: np.ndarray, trim: bool = True) -> bytes:
+        """(N,D) symbols -> the range-coder bytes (dimension-major order), cut to the shortest
+        decodable prefix when `trim` (single digits: it saves ~2 of their ~20-40 bytes; a
+        container keeps whole words, as the search costs several full decodes)."""
         shifted = symbols.astype(np.int32) + MAX_SYMBOL
         encoder = constriction.stream.queue.RangeEncoder()
         for d, model in enumerate(self.categoricals):
             encoder.encode(np.ascontiguousarray(shifted[:, d]), model)
         full = encoder.get_compressed().astype(">u4").tobytes()
-        return _shortest_prefix(full, lambda body: self._decodes_to(body, shifted))
+        return _shortest_prefix(full, lambda body: self._decodes_to(body, shifted)) if trim else full
 
-    def decode_stream(self, body: bytes, count: int) -> np.ndarray:
+    def decode_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray:
         """Inverse of encode_stream for `count` digits; raises CodecError unless `body` is
         exactly what encode_stream writes for the decoded symbols."""
+        if not trim and len(body) % 4:
+            raise CodecError("The payload body is not a whole number of 32-bit words (truncated?).")
         try:
             shifted = self._decode_shifted(body, count)
         except Exception as exc:  # constriction rejects some impossible streams outright
             raise CodecError(f"The payload body does not decode ({exc}).") from None
         symbols = shifted - MAX_SYMBOL
-        if self.encode_stream(symbols) != body:
+        if self.encode_stream(symbols, trim) != body:
             raise CodecError("The payload body is not a valid encoding (corrupt or truncated).")
         return symbols
 
@@ -275,7 +280,7 @@ def compress_symbols(symbols: np.ndarray, coder: PointCoder, container: bool | N
         raise CodecError("The single-digit format holds exactly one digit.")
     if len(symbols) > MAX_CONTAINER_DIGITS:
         raise CodecError(f"At most {MAX_CONTAINER_DIGITS:,} digits fit in one container.")
-    body = coder.encode_stream(symbols)
+    body = coder.encode_stream(symbols, trim=not container)
     if container:
         head = bytes([_tag(coder.id, True)]) + _leb128(len(symbols))
         crc = zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big")
@@ -346,7 +351,7 @@ def decompress(payload: bytes, coders: list[PointCoder] | None = None) -> Decode
     if head[-len(expected):] != expected:
         raise CodecError(f"Integrity check failed: the payload is corrupt or truncated, or was made by "
                          f"another model than {coder.name}.")
-    symbols = coder.decode_stream(body, count)
+    symbols = coder.decode_stream(body, count, trim=not container)
     return Decoded(images=coder.images(symbols), point=coder.name, symbols=torch.from_numpy(symbols))
 
 

@@ -305,7 +305,7 @@ def show_coded_payloads(digit) -> None:
         return
     st.caption("The codec's rate–distortion autoencoder rounds its latent to integers and a range coder "
                "packs them; each size is the whole payload file a receiver needs (header included).")
-    per_row = 3
+    per_row = min(len(points), 4)  # all of today's four points on one row
     for start in range(0, len(points), per_row):
         for col, point in zip(st.columns(per_row), points[start:start + per_row]):
             with col.container(border=True):

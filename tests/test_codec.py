@@ -16,6 +16,7 @@ from ae.codec import (CodecError, PointCoder, SINGLE_HEADER_BYTES, compress, com
                       parse_header)
 from ae.entropy import ALPHABET, MAX_SYMBOL, TABLE_BITS, quantize
 from ae.models import ModelConfig, build_model
+from ae.rdae import TapSumConv2d
 from ae.train import Trainer, TrainSettings
 from ae.weights import save_model
 
@@ -25,7 +26,8 @@ FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_c
 
 
 TINY = {"rdae": ModelConfig(arch="rdae", latent_dim=8, hidden=64),
-        "rdcnn": ModelConfig(arch="rdcnn", latent_dim=8, hidden=32, channels=(4, 8, 8))}
+        "rdcnn": ModelConfig(arch="rdcnn", latent_dim=8, hidden=32, channels=(4, 8, 8)),
+        "rdhybrid": ModelConfig(arch="rdhybrid", latent_dim=8, hidden=32, channels=(4, 8, 8))}
 
 
 def tiny_model(sample, seed: int, target_bits: float = 40.0, steps: int = 40, arch: str = "rdae"):
@@ -157,6 +159,36 @@ def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(
     run = subprocess.run([sys.executable, "-c", script, payload.hex()], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [hashlib.sha256(direct.numpy().tobytes()).hexdigest()] * 2
+
+
+@pytest.mark.parametrize("arch", ["rdcnn", "rdhybrid"])
+def test_exact_decoding_is_chunk_independent_and_matches_the_float32_decoder(sample, arch):
+    """decode_exact works through the digits in chunks (conv models) in float64: the chunking must
+    not change a pixel, and the result is the float32 decoder's output rounded to 8 bits."""
+    model = tiny_model(sample, seed=4, steps=10, arch=arch)
+    symbols = quantize(model.analyse(sample.images[:300]), "symbols")  # 300: several 128-digit chunks
+    chunked = model.decode_exact(symbols)
+    type(model).INFERENCE_CHUNK, saved = None, type(model).INFERENCE_CHUNK
+    try:
+        model.train().eval()  # drops the cached float64 copy
+        whole = model.decode_exact(symbols)
+    finally:
+        type(model).INFERENCE_CHUNK = saved
+    assert torch.equal(chunked, whole)
+    with torch.no_grad():
+        assert (chunked - model.decode(symbols.float())).abs().max() <= 0.5 / 255 + 1e-5
+    assert torch.equal(model.encode(sample.images[:300]), symbols.float())  # chunked encoder too
+
+
+@pytest.mark.parametrize("kernel,c_in,c_out", [(3, 8, 1), (3, 4, 6), (5, 3, 2)])
+def test_tap_sum_convolution_equals_pytorchs(kernel, c_in, c_out):
+    torch.manual_seed(kernel * c_in + c_out)
+    conv = torch.nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2).double()
+    x = torch.randn(5, c_in, 28, 28, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(TapSumConv2d(conv)(x), conv(x), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError):
+        TapSumConv2d(torch.nn.Conv2d(c_in, c_out, kernel, stride=2).double())
 
 
 def test_every_single_byte_change_is_rejected(coder, payloads):
