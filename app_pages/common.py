@@ -314,12 +314,12 @@ def show_coded_payloads(digit) -> None:
                 except AEError as exc:
                     st.warning(f"{point.name}: {exc}")
                     continue
-                pic, numbers = st.columns([1, 1.3])
-                show_digit(payload.decoded[0], "decoded payload", 112, where=pic)
-                numbers.metric(f"{point.name} payload", f"{payload.size} B", help=point.label,
-                               delta=f"{picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR", delta_color="off",
-                               delta_arrow="off")
-                numbers.caption(f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the raw digit")
+                # Picture above the figures: four cards to a row leave no room side by side.
+                show_digit(payload.decoded[0], "decoded payload", 112)
+                st.metric(f"{point.name} payload", f"{payload.size} B", help=point.label,
+                          delta=f"{picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR", delta_color="off",
+                          delta_arrow="off")
+                st.caption(f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the raw digit")
 
 
 def pick_digit_set(key: str, where=None):
