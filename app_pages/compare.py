@@ -55,6 +55,8 @@ st.dataframe(
         "read correctly": st.column_config.NumberColumn(format="percent"),
         "digits/s (batch)": st.column_config.NumberColumn(format="%,.0f"),
         "ms per digit (alone)": st.column_config.NumberColumn(format="%.2f ms")})
+st.caption("Grey 'None': not applicable. Lossless methods have no finite PSNR; raw pixels and the "
+           "fixed-width and 8-bit latent forms are sizes of data that is not coded, so they are not timed.")
 
 st.subheader("The models")
 models = []
