@@ -335,6 +335,27 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_half(args: argparse.Namespace) -> int:
+    """Store weights as float16 in place. The card keeps its training record, notes the
+    conversion and drops measured figures, which describe the old file (remeasure them)."""
+    from ae.weights import load_card, load_model, save_model, weights_path
+
+    for name in args.weights:
+        path = weights_path(name)
+        card, model = load_card(path), load_model(path)
+        if card.get("storage_dtype") == "float16":
+            print(f"{path} is already float16")
+            continue
+        card["converted"] = {"to": "float16", "command": "python -m ae " + shlex.join(args.raw_argv),
+                             "from_sha256": card.get("sha256")}
+        for key in ("metrics", "metrics_data", "metrics_command"):
+            card.pop(key, None)
+        size = path.stat().st_size
+        save_model(model, path, card, half=True)
+        print(f"{path}: {size:,} -> {path.stat().st_size:,} bytes; remeasure it (evaluate/benchmark --update-cards)")
+    return 0
+
+
 def cmd_make_sample(args: argparse.Namespace) -> int:
     from ae.sample import build_sample
 
@@ -434,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", metavar="JSON", help="print a saved benchmark JSON as a Markdown table and exit")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("half", help="store weights files as float16 (half the size); their cards lose the old figures")
+    p.add_argument("weights", nargs="+", help="weights names or paths, e.g. rd-q1")
+    p.set_defaults(func=cmd_half)
 
     p = sub.add_parser("make-sample", help="rebuild the bundled sample from the MNIST test set")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")

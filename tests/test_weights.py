@@ -97,3 +97,20 @@ def test_half_precision_storage_halves_the_file_and_still_loads(tmp_path):
     x = torch.rand(8, 1, 28, 28)
     with torch.no_grad():
         assert (restored(x) - model(x)).abs().max() < 1e-2
+
+
+def test_half_command_converts_in_place_and_drops_stale_figures(saved_cnn, capsys):
+    from ae.cli import main
+    model, path = saved_cnn
+    card = load_card(path) | {"metrics": {"psnr": 1.0}, "training": {"epochs": 3}}
+    card_path(path).write_text(json.dumps(card))
+    old_sha, old_size = card["sha256"], path.stat().st_size
+    assert main(["half", str(path)]) == 0
+    new = load_card(path)
+    assert new["storage_dtype"] == "float16" and "metrics" not in new and new["training"] == {"epochs": 3}
+    assert new["converted"]["from_sha256"] == old_sha and path.stat().st_size < 0.6 * old_size
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(load_model(path)(x), model.eval()(x), atol=1e-2)
+    assert main(["half", str(path)]) == 0 and "already float16" in capsys.readouterr().out
+    assert main(["half", str(path.with_name("absent.safetensors"))]) == 2
