@@ -159,8 +159,6 @@ class PointCoder:
     def decode_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray:
         """Inverse of encode_stream for `count` digits; raises CodecError unless `body` is
         exactly what encode_stream writes for the decoded symbols."""
-        if not trim and len(body) % 4:
-            raise CodecError("The payload body is not a whole number of 32-bit words (truncated?).")
         try:
             shifted = self._decode_shifted(body, count)
         except Exception as exc:  # constriction rejects some impossible streams outright

@@ -61,8 +61,7 @@ class RateDistortionAE(nn.Module):
         return self.encoder(x)  # (B,1,28,28) -> (B,D) continuous latents
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.cat([self.analyse(part) for part in x.split(self.INFERENCE_CHUNK or max(len(x), 1))])
-        return quantize(y, "symbols").float()  # (B,D) integer-valued
+        return quantize(self._in_chunks(self.analyse, x), "symbols").float()  # (B,D) integer-valued
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z)).view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
@@ -100,6 +99,9 @@ class RateDistortionAE(nn.Module):
     # 2-3x faster on chunks whose feature maps stay in the caches; dense layers prefer big batches.
     INFERENCE_CHUNK: int | None = None
 
+    def _in_chunks(self, fn, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([fn(part) for part in x.split(self.INFERENCE_CHUNK or max(len(x), 1))])
+
     @torch.no_grad()
     def decode_exact(self, symbols: torch.Tensor) -> torch.Tensor:
         """(B,D) integer symbols -> (B,1,28,28) float32 images on the 8-bit grid (k/255).
@@ -113,8 +115,7 @@ class RateDistortionAE(nn.Module):
             # object.__setattr__: a plain attribute, not a registered submodule (so it is never
             # saved with the weights nor part of the model's fingerprint).
             object.__setattr__(self, "_decoder64", decoder64)
-        z = symbols.to(torch.float64)
-        logits = torch.cat([self._decoder64(part) for part in z.split(self.INFERENCE_CHUNK or max(len(z), 1))])
+        logits = self._in_chunks(self._decoder64, symbols.to(torch.float64))
         pixels = torch.round(torch.sigmoid(logits) * 255.0)
         return (pixels / 255.0).float().view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
 

@@ -48,17 +48,15 @@ def run_all(cmds: dict[str, list[str]], log_dir: Path) -> None:
             print(f"{name} failed:\n" + (log_dir / f"{name}.log").read_text()[-2000:])
 
 
-def measure(path: Path) -> dict:
+def measure(path: Path, quality) -> dict:
+    """One trained variant through the real codec on the test set that `quality` judges."""
     import torch
 
-    from ae.benchmark import Quality, codec_results
+    from ae.benchmark import codec_results
     from ae.codec import PointCoder
-    from ae.data import load_digits
     from ae.weights import load_model
-    model = load_model(path)
-    coder = PointCoder(model, 4, path.stem)
-    test = load_digits("test", ARGS.data_dir)
-    single = codec_results(coder, Quality(test, load_model("classifier")))[0]
+    coder = PointCoder(load_model(path), 4, path.stem)
+    single = codec_results(coder, quality)[0]
     card = json.loads(path.with_suffix(".json").read_text())
     return {"name": path.stem, "bytes": round(single.bytes_per_digit, 2), "psnr": round(single.psnr, 3),
             "accuracy": round(single.accuracy, 4), "epochs": card["training"]["epochs_completed"],
@@ -77,7 +75,6 @@ def probe(names: list[str], out: Path, args, start: float) -> dict[str, int]:
 
 
 def main() -> None:
-    global ARGS
     p = argparse.ArgumentParser()
     p.add_argument("data_dir")
     p.add_argument("out")
@@ -86,17 +83,21 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=3)
     p.add_argument("--only", nargs="*")
     p.add_argument("--epochs", type=int, help="skip the timing probe: this many epochs each")
-    ARGS = args = p.parse_args()
+    args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(VARIANTS)
     start = time.time()
     epochs = {n: args.epochs for n in names} if args.epochs else probe(names, out, args, start)
     run_all({n: train_cmd(n, out, args, ["--epochs", str(epochs[n])]) for n in names}, out)
+    from ae.benchmark import Quality
+    from ae.data import load_digits
+    from ae.weights import load_model
+    quality = Quality(load_digits("test", args.data_dir), load_model("classifier"))
     rows = []
     for n in names:
         try:
-            rows.append(measure(out / f"{n}.safetensors"))
+            rows.append(measure(out / f"{n}.safetensors", quality))
         except Exception as exc:  # keep the other variants' figures
             rows.append({"name": n, "error": repr(exc)})
         print(json.dumps(rows[-1]), flush=True)
