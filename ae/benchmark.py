@@ -136,7 +136,7 @@ def fixed_width_symbols_result(coder, quality: Quality) -> Result:
     q = quality(recon)
     return Result(f"{coder.name}-fixed", "latent", f"{coder.name} symbols, fixed width",
                   f"{bits} bits/digit", float(math.ceil(bits / 8)), q["psnr"], q["ssim"], q["accuracy"],
-                  None, None)
+                  None, None, extra={"arch": coder.model.config.arch})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,13 +165,15 @@ def codec_results(coder, quality: Quality) -> list[Result]:
     ms = _ms_single(lambda x: decompress(compress(x, coder, container=False), [coder]), images)
     q = quality(recon)
     common = dict(psnr=q["psnr"], ssim=q["ssim"], accuracy=q["accuracy"])
+    arch = coder.model.config.arch  # the chart draws one line per kind of model
     single = Result(coder.name, "neural", f"{coder.name} (entropy-coded, one payload per digit)", "single digit",
                     float(sizes.mean()), digits_per_s_batch=n / dt, ms_single=ms,
-                    extra={"estimated_bytes": float(estimate.mean()), "header_bytes": SINGLE_HEADER_BYTES,
+                    extra={"arch": arch, "estimated_bytes": float(estimate.mean()), "header_bytes": SINGLE_HEADER_BYTES,
                            "min_bytes": int(sizes.min()), "max_bytes": int(sizes.max())}, **common)
     many = Result(f"{coder.name}-container", "neural", f"{coder.name} (all digits in one container)",
                   f"{n} digits in one payload", container_bytes / n, digits_per_s_batch=n / dt, ms_single=None,
-                  extra={"estimated_bytes": float(estimate.mean()), "payload_bytes": container_bytes}, **common)
+                  extra={"arch": arch, "estimated_bytes": float(estimate.mean()), "payload_bytes": container_bytes},
+                  **common)
     return [single, many]
 
 

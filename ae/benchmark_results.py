@@ -15,6 +15,7 @@ from ae.weights import WEIGHTS_DIR
 DEFAULT_PATH = WEIGHTS_DIR / "benchmark.json"  # AE_BENCHMARK_JSON shows another run instead
 FAMILIES = {"raw": "raw pixels", "latent": "plain latent", "neural": "neural codec", "classic": "classic codec"}
 NUMBERS = ("bytes_per_digit", "psnr", "ssim", "accuracy", "digits_per_s_batch", "ms_single")
+CODEC_MODELS = {"rdae": "feedforward", "rdcnn": "convolutional", "rdhybrid": "conv encoder"}
 
 
 class BenchmarkUnavailable(AEError):
@@ -28,15 +29,17 @@ class Benchmark:
     path: Path
 
 
-def series_of(method: str, family: str, label: str) -> str:
+def series_of(method: str, family: str, label: str, arch: str | None = None) -> str:
     """Which line of the rate-distortion chart a result belongs to: one per classic codec
-    (its quality settings), one per way of sending the codec's payloads, else the result alone."""
+    (its quality settings), one per kind of codec model (`arch`, when the benchmark recorded
+    it) and way of sending its payloads, else the result alone."""
     if family == "classic":
         return re.sub(r"\s+q\d+$", "", label)
+    codec = f"codec ({CODEC_MODELS.get(arch, arch)})" if arch else "codec"
     if family == "neural":
-        return "codec, all digits in one container" if method.endswith("-container") else "codec, one payload per digit"
+        return f"{codec}, all digits in one container" if method.endswith("-container") else f"{codec}, one payload per digit"
     if method.endswith("-fixed"):
-        return "codec symbols, fixed width (no entropy coding)"
+        return f"{codec} symbols, fixed width (no entropy coding)"
     return label
 
 
@@ -63,9 +66,10 @@ def load_benchmark(path: str | Path | None = None) -> Benchmark:
             continue
         row = {k: _number(r.get(k)) for k in NUMBERS}
         method, label = str(r["method"]), str(r.get("label") or r["method"])
+        arch = r["extra"].get("arch") if isinstance(r.get("extra"), dict) else None
         row.update(method=method, label=label, family=FAMILIES.get(r.get("family"), str(r.get("family") or "")),
                    setting="" if r.get("setting") is None else str(r["setting"]),
-                   series=series_of(method, str(r.get("family")), label),
+                   series=series_of(method, str(r.get("family")), label, arch),
                    lossless=row["psnr"] is not None and row["psnr"] >= MAX_PSNR)  # PSNR is infinite
         rows.append(row)
     if not rows:

@@ -194,3 +194,7 @@ def test_benchmark_series_group_settings_of_one_codec():
     assert series_of("webp-q50", "classic", "WebP q50") == series_of("webp-q90", "classic", "WebP q90") == "WebP"
     assert series_of("rd-q1", "neural", "x") != series_of("rd-q1-container", "neural", "y")
     assert series_of("ff-float32", "latent", "ff latents") == "ff latents"
+    # Feedforward and convolutional codec points are separate lines, not one zigzag.
+    assert series_of("rd-q3", "neural", "x", "rdae") != series_of("rd-q4", "neural", "y", "rdcnn")
+    assert series_of("rd-q3", "neural", "x", "rdae") == series_of("rd-q1", "neural", "z", "rdae")
+    assert series_of("rd-q3-fixed", "latent", "x", "rdae") != series_of("rd-q4-fixed", "latent", "y", "rdcnn")
