@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Install everything (once) and run the whole test suite: `bash scripts/test.sh [pytest args]`.
+# Fast subset (no browser, no load balancer, no training processes): `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 cd "$AE_ROOT"
-# The browser test drives Debian's Chromium through Playwright (never `playwright install`).
-if ! command -v chromium >/dev/null 2>&1; then
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`); the
+# balancer test puts Debian's HAProxy in front of two replicas.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "Installing Debian's chromium for the browser test..." >&2
-    (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }) \
-      || echo "warning: could not install chromium; the browser test will be skipped" >&2
+    echo "Installing Debian's ${missing[*]} for the browser and balancer tests..." >&2
+    (apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }) \
+      || echo "warning: could not install ${missing[*]}; the tests that need them will be skipped" >&2
   else
-    echo "warning: chromium is absent and this is not root; the browser test will be skipped" >&2
+    echo "warning: ${missing[*]} absent and this is not root; the tests that need them will be skipped" >&2
   fi
 fi
 exec python -m pytest "$@"
