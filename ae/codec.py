@@ -14,8 +14,18 @@ same id, fails the check. The body is constriction's range-coder output for the 
 shortest byte prefix that still decodes to the same symbols when zero-padded to whole 32-bit
 words. That cut is deterministic and the decoder re-encodes what it decoded and insists on the
 same bytes, so every payload has exactly one valid form. A container codes all its digits in
-one stream (dimension-major), paying the coder's termination once; its body is not cut (whole
-32-bit words: at most 3 bytes for the whole container, and no search of several decodes).
+one stream, paying the coder's termination once; its body is not cut (whole 32-bit words: at
+most 3 bytes for the whole container, and no search of several decodes). The symbols go in
+chunk-major order: digits in chunks of CHUNK_DIGITS (the last one shorter), dimension-major
+within a chunk (all of dimension 0 for the chunk's digits, then dimension 1, ...), so a decoder
+works through any count with memory for one chunk; a container of up to CHUNK_DIGITS digits is
+one chunk.
+
+Decoding costs are bounded before any work: the caller caps the digit count (`max_digits`), and
+a container whose body is too short to hold its count (each digit takes at least
+`PointCoder.min_bits_per_digit` under the tables) is refused from its length alone. The
+canonical check runs over the whole body before the first image is reconstructed, so nothing
+is ever returned from a payload that turns out invalid.
 
 Every size the project reports is `len(payload)`, header included.
 """
@@ -25,6 +35,8 @@ import binascii
 import hashlib
 import json
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -40,9 +52,16 @@ FORMAT_VERSION = 1
 SINGLE_HEADER_BYTES = 3
 CONTAINER_FLAG = 0x10
 MAX_POINT_ID = 15
-MAX_CONTAINER_DIGITS = 1 << 20
+MAX_CONTAINER_DIGITS = 1 << 20  # what the header allows; callers choose a lower max_digits
+DEFAULT_MAX_DIGITS = 100_000  # decompress's default cap (the CLI's --max-digits default)
+CHUNK_DIGITS = 1024  # digits per chunk of a container's symbol order (and per decoding step)
 FINGERPRINT_BYTES = 8
 TRIM_SEARCH_BYTES = 8  # at most this many trailing bytes are trimmed
+# A range coder's output can fall short of the symbols' information content by at most its
+# 64-bit state; 96 bits leave a margin. constriction's 24-bit quantisation of the tables can
+# raise a probability by ~A/2**24 < 2**-16, hence the 2**-15 added to the top frequency.
+TERMINATION_SLACK_BITS = 96
+QUANTISATION_SLACK = 2.0 ** -15
 
 
 class CodecError(AEError):
@@ -69,6 +88,7 @@ class Decoded:
     images: torch.Tensor  # (N,1,28,28) float32 on the 8-bit grid
     point: str
     symbols: torch.Tensor  # (N,D) int32, the decoded latents
+    start: int = 0  # index of the first digit (a chunk of `PayloadReader.chunks`)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,53 +154,85 @@ class PointCoder:
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         self.fingerprint = digest.digest()[:FINGERPRINT_BYTES]
+        # The fewest bits any digit can take: every dimension at its most probable symbol.
+        top = self.frequencies.max(1) / self.frequencies.sum(1) + QUANTISATION_SLACK
+        self.min_bits_per_digit = max(float(-np.log2(np.minimum(top, 1.0)).sum()), 1e-3)
 
     # -- latents <-> symbols ----------------------------------------------------------------
     @torch.no_grad()
     def symbols(self, images: torch.Tensor) -> np.ndarray:
-        """(N,1,28,28) -> (N,D) int32 symbols (the rounded, clamped latents)."""
-        return self.model.encode(images).to(torch.int32).numpy()
+        """(N,1,28,28) -> (N,D) int32 symbols (the rounded, clamped latents), a chunk at a time."""
+        with _bounded_memory(f"encode {len(images):,} digits"):
+            return np.concatenate([self.model.encode(part).to(torch.int32).numpy()
+                                   for part in images.split(CHUNK_DIGITS)])
 
     def images(self, symbols: np.ndarray) -> torch.Tensor:
         return self.model.decode_exact(torch.from_numpy(np.ascontiguousarray(symbols)))
 
     # -- entropy coding ----------------------------------------------------------------------
     def encode_stream(self, symbols: np.ndarray, trim: bool = True) -> bytes:
-        """(N,D) symbols -> the range-coder bytes (dimension-major order), cut to the shortest
-        decodable prefix when `trim` (single digits: it saves ~2 of their ~20-40 bytes; a
-        container keeps whole words, as the search costs several full decodes)."""
+        """(N,D) symbols -> the range-coder bytes (chunk-major, see the module docstring), cut
+        to the shortest decodable prefix when `trim` (single digits: it saves ~2 of their
+        ~20-40 bytes; a container keeps whole words, as the search costs several full decodes)."""
         shifted = symbols.astype(np.int32) + MAX_SYMBOL
         encoder = constriction.stream.queue.RangeEncoder()
-        for d, model in enumerate(self.categoricals):
-            encoder.encode(np.ascontiguousarray(shifted[:, d]), model)
+        for start in range(0, len(shifted), CHUNK_DIGITS):
+            self._encode_chunk(encoder, shifted[start:start + CHUNK_DIGITS])
         full = encoder.get_compressed().astype(">u4").tobytes()
         return _shortest_prefix(full, lambda body: self._decodes_to(body, shifted)) if trim else full
 
-    def decode_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray:
-        """Inverse of encode_stream for `count` digits; raises CodecError unless `body` is
-        exactly what encode_stream writes for the decoded symbols."""
-        try:
-            shifted = self._decode_shifted(body, count)
-        except Exception as exc:  # constriction rejects some impossible streams outright
-            raise CodecError(f"The payload body does not decode ({exc}).") from None
-        symbols = shifted - MAX_SYMBOL
-        if self.encode_stream(symbols, trim) != body:
-            raise CodecError("The payload body is not a valid encoding (corrupt or truncated).")
-        return symbols
+    def _encode_chunk(self, encoder, shifted: np.ndarray) -> None:
+        for d, model in enumerate(self.categoricals):
+            encoder.encode(np.ascontiguousarray(shifted[:, d]), model)
 
-    def _decode_shifted(self, body: bytes, count: int) -> np.ndarray:
+    def decode_chunks(self, body: bytes, count: int) -> Iterator[np.ndarray]:
+        """The (n,D) shifted symbols of each chunk of `count` digits, as the range decoder reads
+        them from `body` (zero-padded to whole words). No validity check: see verify_stream."""
         words = np.frombuffer(body + bytes(-len(body) % 4), dtype=">u4").astype(np.uint32)
         decoder = constriction.stream.queue.RangeDecoder(words)
-        out = np.empty((count, self.dims), dtype=np.int32)
-        for d, model in enumerate(self.categoricals):
-            out[:, d] = decoder.decode(model, count)
-        return out
+        for start in range(0, count, CHUNK_DIGITS):
+            n = min(CHUNK_DIGITS, count - start)
+            out = np.empty((n, self.dims), dtype=np.int32)
+            for d, model in enumerate(self.categoricals):
+                out[:, d] = decoder.decode(model, n)
+            yield out
+
+    def verify_stream(self, body: bytes, count: int, trim: bool = True) -> None:
+        """Raise CodecError unless `body` is exactly what encode_stream writes for the `count`
+        digits it decodes to. Decodes and re-encodes a chunk at a time: memory O(chunk + body)."""
+        encoder = constriction.stream.queue.RangeEncoder()
+        decoded = []
+        try:
+            for shifted in self.decode_chunks(body, count):
+                self._encode_chunk(encoder, shifted)
+                if trim:  # a single digit: the trimmed form needs its symbols again
+                    decoded.append(shifted)
+        except MemoryError:
+            raise
+        except Exception as exc:  # constriction rejects some impossible streams outright
+            raise CodecError(f"The payload body does not decode ({exc}).") from None
+        if trim:
+            again = self.encode_stream(np.concatenate(decoded) - MAX_SYMBOL, trim=True)
+        else:
+            again = encoder.get_compressed().astype(">u4").tobytes()
+        if again != body:
+            raise CodecError("The payload body is not a valid encoding (corrupt or truncated).")
+
+    def decode_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray:
+        """Inverse of encode_stream for `count` digits, (count,D) symbols; raises CodecError
+        unless `body` is exactly what encode_stream writes for them."""
+        self.verify_stream(body, count, trim)
+        return np.concatenate(list(self.decode_chunks(body, count))) - MAX_SYMBOL
 
     def _decodes_to(self, body: bytes, shifted: np.ndarray) -> bool:
         try:
-            return bool(np.array_equal(self._decode_shifted(body, len(shifted)), shifted))
+            return bool(np.array_equal(np.concatenate(list(self.decode_chunks(body, len(shifted)))), shifted))
         except Exception:
             return False
+
+    def max_digits_in(self, body_bytes: int) -> int:
+        """The most digits a container body of this many bytes can possibly hold."""
+        return int((8 * body_bytes + TERMINATION_SLACK_BITS) // self.min_bits_per_digit)
 
     def estimated_bits(self, symbols: np.ndarray) -> np.ndarray:
         """Information content of each digit's symbols under the integer tables (no overhead)."""
@@ -278,7 +330,8 @@ def compress_symbols(symbols: np.ndarray, coder: PointCoder, container: bool | N
         raise CodecError("The single-digit format holds exactly one digit.")
     if len(symbols) > MAX_CONTAINER_DIGITS:
         raise CodecError(f"At most {MAX_CONTAINER_DIGITS:,} digits fit in one container.")
-    body = coder.encode_stream(symbols, trim=not container)
+    with _bounded_memory(f"encode {len(symbols):,} digits"):
+        body = coder.encode_stream(symbols, trim=not container)
     if container:
         head = bytes([_tag(coder.id, True)]) + _leb128(len(symbols))
         crc = zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big")
@@ -325,23 +378,74 @@ def parse_header(payload: bytes) -> tuple[int, bool, int, int]:
     return point_id, True, count, pos + 4
 
 
-def decompress(payload: bytes, coders: list[PointCoder] | None = None) -> Decoded:
-    """Payload -> decoded digits. Raises CodecError on anything corrupt, truncated, foreign or
-    made by a model this decoder does not have. `coders` replaces the shipped operating points."""
-    point_id, container, count, header_len = parse_header(payload)
-    payload = bytes(payload)
+@contextmanager
+def _bounded_memory(what: str):
+    """Turn a failed allocation (Python's MemoryError, torch's allocator RuntimeError) into the
+    codec's error, so a payload too big for this machine ends with a message, not a traceback."""
+    try:
+        yield
+    except MemoryError:
+        raise CodecError(f"Not enough memory to {what}.") from None
+    except RuntimeError as exc:
+        if "alloc" not in str(exc).lower() and "memory" not in str(exc).lower():
+            raise
+        raise CodecError(f"Not enough memory to {what}.") from None
+
+
+@dataclass
+class PayloadReader:
+    """A payload whose header, length, integrity and canonical form are checked: `chunks()`
+    reconstructs its digits CHUNK_DIGITS at a time. Made by `open_payload`."""
+    coder: PointCoder
+    count: int
+    container: bool
+    body: bytes = field(repr=False)
+
+    @property
+    def point(self) -> str:
+        return self.coder.name
+
+    def chunks(self) -> Iterator[Decoded]:
+        """Decoded digits in order, one chunk at a time (`Decoded.start` is the first's index)."""
+        start = 0
+        for shifted in self.coder.decode_chunks(self.body, self.count):
+            symbols = shifted - MAX_SYMBOL
+            with _bounded_memory(f"reconstruct {len(symbols):,} digits"):
+                images = self.coder.images(symbols)
+            yield Decoded(images=images, point=self.coder.name, symbols=torch.from_numpy(symbols), start=start)
+            start += len(symbols)
+
+
+def _coder_for_id(point_id: int, coders: list[PointCoder] | None) -> PointCoder:
     if coders is None:
         by_id = {p.id: p for p in operating_points()}
         if point_id not in by_id:
             raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have "
                              f"(known: {sorted(by_id) or 'none'}).")
-        coder = get_coder(by_id[point_id])
-    else:
-        matches = [c for c in coders if c.id == point_id]
-        if not matches:
-            raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have.")
-        coder = matches[0]
+        return get_coder(by_id[point_id])
+    matches = [c for c in coders if c.id == point_id]
+    if not matches:
+        raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have.")
+    return matches[0]
+
+
+def open_payload(payload: bytes, coders: list[PointCoder] | None = None,
+                 max_digits: int = DEFAULT_MAX_DIGITS) -> PayloadReader:
+    """Check a payload (cheapest checks first: header, digit count against `max_digits` and
+    against the body's length, CRC, then the canonical form, which decodes the symbols once
+    without reconstructing) and return a reader for its digits. Raises CodecError on anything
+    corrupt, truncated, foreign, too large, or made by a model this decoder does not have.
+    `coders` replaces the shipped operating points."""
+    point_id, container, count, header_len = parse_header(payload)
+    if count > max_digits:
+        raise CodecError(f"The payload holds {count:,} digits, more than the {max_digits:,} this receiver "
+                         f"accepts.")
+    payload = bytes(payload)
+    coder = _coder_for_id(point_id, coders)
     head, body = payload[:header_len], payload[header_len:]
+    if container and count > coder.max_digits_in(len(body)):
+        raise CodecError(f"The container claims {count:,} digits, but its {len(body):,}-byte body can hold at "
+                         f"most {coder.max_digits_in(len(body)):,} at {coder.name}: it is corrupt or truncated.")
     if container:
         expected = zlib.crc32(coder.fingerprint + head[:-4] + body).to_bytes(4, "big")
     else:
@@ -349,8 +453,23 @@ def decompress(payload: bytes, coders: list[PointCoder] | None = None) -> Decode
     if head[-len(expected):] != expected:
         raise CodecError(f"Integrity check failed: the payload is corrupt or truncated, or was made by "
                          f"another model than {coder.name}.")
-    symbols = coder.decode_stream(body, count, trim=not container)
-    return Decoded(images=coder.images(symbols), point=coder.name, symbols=torch.from_numpy(symbols))
+    with _bounded_memory(f"check {count:,} digits"):
+        coder.verify_stream(body, count, trim=not container)
+    return PayloadReader(coder=coder, count=count, container=container, body=body)
+
+
+def decompress(payload: bytes, coders: list[PointCoder] | None = None,
+               max_digits: int = DEFAULT_MAX_DIGITS) -> Decoded:
+    """Payload -> all its decoded digits at once (`open_payload(...).chunks()` streams them
+    instead). Raises CodecError as open_payload does, or when the result does not fit in memory."""
+    reader = open_payload(payload, coders, max_digits)
+    with _bounded_memory(f"hold {reader.count:,} decoded digits"):
+        images = torch.empty((reader.count, 1, 28, 28), dtype=torch.float32)
+        symbols = torch.empty((reader.count, reader.coder.dims), dtype=torch.int32)
+    for part in reader.chunks():
+        images[part.start:part.start + len(part.images)] = part.images
+        symbols[part.start:part.start + len(part.images)] = part.symbols
+    return Decoded(images=images, point=reader.point, symbols=symbols)
 
 
 def payload_info(payload: bytes) -> dict:
@@ -360,6 +479,7 @@ def payload_info(payload: bytes) -> dict:
             "container": container, "digits": count}
 
 
-__all__ = ["CodecError", "OperatingPoint", "Decoded", "PointCoder", "operating_points", "find_point",
-           "get_coder", "compress", "compress_symbols", "decompress", "parse_header", "payload_info",
-           "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES"]
+__all__ = ["CodecError", "OperatingPoint", "Decoded", "PointCoder", "PayloadReader", "operating_points",
+           "find_point", "get_coder", "compress", "compress_symbols", "decompress", "open_payload", "parse_header",
+           "payload_info", "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES", "CHUNK_DIGITS",
+           "DEFAULT_MAX_DIGITS"]
