@@ -15,6 +15,7 @@ from ae.errors import AEError
 from ae.files import atomic_write_bytes
 
 EXIT_USER_ERROR = 2
+DEFAULT_MAX_DIGITS = 100_000  # compress/decompress --max-digits (the codec's own default too)
 
 
 def positive_int(text: str) -> int:
@@ -169,16 +170,28 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_indices(text: str) -> list[int]:
-    """'0,5,10-19' -> [0, 5, 10, ..., 19]."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    except ValueError:
-        raise AEError(f"--test-indices takes numbers and ranges like 0,5,10-19, not {text!r}.") from None
-    return out
+MNIST_TEST_DIGITS = 10_000
+
+
+def _parse_indices(text: str, size: int = MNIST_TEST_DIGITS, limit: int | None = None) -> list[int]:
+    """'0,5,10-19' -> [0, 5, 10, ..., 19]. Every range is checked against `size` and the total
+    against `limit` before anything is expanded, so '0-2000000000' costs nothing."""
+    ranges, total = [], 0
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise AEError(f"--test-indices takes numbers and ranges like 0,5,10-19, not {text!r}.") from None
+        if not 0 <= first < size or not 0 <= last < size:
+            raise AEError(f"--test-indices {part.strip()}: MNIST test indices run from 0 to {size - 1}.")
+        if last < first:
+            raise AEError(f"--test-indices {part.strip()}: a range runs from low to high.")
+        total += last - first + 1
+        if limit is not None and total > limit:
+            raise AEError(f"--test-indices asks for more than {limit:,} digits (--max-digits).")
+        ranges.append((first, last))
+    return [i for first, last in ranges for i in range(first, last + 1)]
 
 
 def _test_digits(indices: list[int], data_dir: str | None):
@@ -189,8 +202,8 @@ def _test_digits(indices: list[int], data_dir: str | None):
     from ae.data import dataset_available, load_digits
     from ae.sample import load_sample, sample_test_indices
 
-    if any(i < 0 or i >= 10_000 for i in indices):
-        raise AEError("MNIST test indices run from 0 to 9999.")
+    if any(i < 0 or i >= MNIST_TEST_DIGITS for i in indices):
+        raise AEError(f"MNIST test indices run from 0 to {MNIST_TEST_DIGITS - 1}.")
     if dataset_available(data_dir):
         return load_digits("test", data_dir).images[indices]
     where = {int(t): k for k, t in enumerate(sample_test_indices())}
@@ -210,12 +223,19 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     if not args.images and not args.test_indices:
         raise AEError("Nothing to compress: give image files and/or --test-indices.")
+    if len(args.images) > args.max_digits:
+        raise AEError(f"{len(args.images):,} images are more than --max-digits {args.max_digits:,}.")
+    indices = (_parse_indices(args.test_indices, limit=args.max_digits - len(args.images))
+               if args.test_indices else [])
     point = find_point(args.point) if args.point else find_point(args.quality, family=args.model)
-    digits = [torch.from_numpy(np.asarray(image_file_to_digit(Path(f)), dtype=np.float32))[None]
-              for f in args.images]
-    batch = torch.stack(digits) if digits else torch.empty(0, 1, 28, 28)
-    if args.test_indices:
-        batch = torch.cat([batch, _test_digits(_parse_indices(args.test_indices), args.data_dir)])
+    try:
+        digits = [torch.from_numpy(np.asarray(image_file_to_digit(Path(f)), dtype=np.float32))[None]
+                  for f in args.images]
+        batch = torch.stack(digits) if digits else torch.empty(0, 1, 28, 28)
+        if indices:
+            batch = torch.cat([batch, _test_digits(indices, args.data_dir)])
+    except MemoryError:
+        raise AEError("Not enough memory to load these digits: compress fewer at a time.") from None
     payload = compress(batch, get_coder(point))
     out = Path(args.output)
     try:
@@ -228,49 +248,60 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_decompress(args: argparse.Namespace) -> int:
+def _digit_png(image) -> bytes:
     import io
-    import shutil
-    import tempfile
 
     from PIL import Image
 
-    from ae.codec import decompress
+    buf = io.BytesIO()
+    Image.fromarray((image[0].numpy() * 255).round().astype("uint8"), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from ae.codec import open_payload
 
     src = Path(args.payload)
     try:
         payload = src.read_bytes()
     except OSError as exc:
         raise AEError(f"Cannot read {src}: {exc.strerror or exc}.") from None
-    decoded = decompress(payload)
-    pngs = []
-    for image in decoded.images:
-        buf = io.BytesIO()
-        Image.fromarray((image[0].numpy() * 255).round().astype("uint8"), mode="L").save(buf, format="PNG")
-        pngs.append(buf.getvalue())
+    except MemoryError:
+        raise AEError(f"Not enough memory to read {src}.") from None
+    reader = open_payload(payload, max_digits=args.max_digits)  # every check before any output
     out = Path(args.output)
     try:
         if out.suffix.lower() == ".png":
-            if len(pngs) != 1:
-                raise AEError(f"The payload holds {len(pngs)} digits: give a folder for -o, not one PNG file.")
-            atomic_write_bytes(out, pngs[0])
+            if reader.count != 1:
+                raise AEError(f"The payload holds {reader.count:,} digits: give a folder for -o, not one PNG file.")
+            atomic_write_bytes(out, _digit_png(next(reader.chunks()).images[0]))
         else:
             if out.exists() and not out.is_dir():
                 raise AEError(f"{out} exists and is not a folder.")
-            # Write every file into a fresh folder beside the target first, then move them in.
+            # Write the PNGs chunk by chunk into a fresh folder beside the target, then move them in:
+            # memory stays one chunk's worth, and an error leaves no partial output.
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
             try:
-                for i, png in enumerate(pngs):
-                    (tmp / f"digit_{i:05d}.png").write_bytes(png)
-                out.mkdir(exist_ok=True)
-                for f in sorted(tmp.iterdir()):
-                    f.replace(out / f.name)
+                for part in reader.chunks():
+                    for i, image in enumerate(part.images, start=part.start):
+                        (tmp / f"digit_{i:05d}.png").write_bytes(_digit_png(image))
+                if not out.exists():
+                    tmp.replace(out)  # the whole folder appears at once
+                else:
+                    for f in sorted(tmp.iterdir()):
+                        f.replace(out / f.name)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     except OSError as exc:
         raise AEError(f"Cannot write {out}: {exc.strerror or exc}.") from None
-    print(f"{src} ({len(payload):,} bytes, {decoded.point}) -> {len(pngs)} digit{'s' if len(pngs) > 1 else ''} in {out}")
+    except MemoryError:
+        raise AEError(f"Not enough memory to write {reader.count:,} digits.") from None
+    n = reader.count
+    print(f"{src} ({len(payload):,} bytes, {reader.point}) -> {n} digit{'s' if n > 1 else ''} in {out}")
     return 0
 
 
@@ -434,11 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=2, help="operating point: 1 (smallest) to 4 (best; see weights/rd-q*.json)")
     p.add_argument("--point", help="operating point by name, e.g. rd-q1 (overrides --model/--quality)")
     p.add_argument("--data-dir", help="MNIST root for --test-indices (default: $AE_DATA_DIR, else the bundled sample)")
+    p.add_argument("--max-digits", type=positive_int, default=DEFAULT_MAX_DIGITS,
+                   help=f"refuse to compress more digits than this (default {DEFAULT_MAX_DIGITS:,})")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a payload into PNG digits")
     p.add_argument("payload", help="a payload file written by `compress`")
     p.add_argument("-o", "--output", required=True, help="a .png file (one digit) or a folder")
+    p.add_argument("--max-digits", type=positive_int, default=DEFAULT_MAX_DIGITS,
+                   help=f"refuse payloads that hold more digits than this (default {DEFAULT_MAX_DIGITS:,})")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("benchmark", help="measure every method (codec, latents, PNG/JPEG/WebP/JXL/AVIF) on the same digits")

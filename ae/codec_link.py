@@ -84,9 +84,11 @@ def compress_digit(status: CodecStatus, digit, point: str) -> Payload:
     return receive(status, data)
 
 
-def receive(status: CodecStatus, data: bytes) -> Payload:
-    """Decode a payload; the codec raises its CodecError (an AEError) on anything not its own."""
-    decoded = status.module.decompress(bytes(data))
+def receive(status: CodecStatus, data: bytes, max_digits: int | None = None) -> Payload:
+    """Decode a payload; the codec raises its CodecError (an AEError) on anything not its own,
+    or holding more than `max_digits` digits (None: the codec's default)."""
+    limit = {} if max_digits is None else {"max_digits": max_digits}
+    decoded = status.module.decompress(bytes(data), **limit)
     images = decoded.images
     if hasattr(images, "detach"):
         images = images.detach().cpu().numpy()

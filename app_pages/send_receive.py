@@ -9,6 +9,7 @@ from ae.sizes import RAW_DIGIT_BYTES, picture_psnr
 from app_pages.common import choose_digit, codec, show_digit
 
 MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
+MAX_RECEIVE_DIGITS = 1_000  # keeps the worst payload this page accepts well under a second to decode
 
 
 def point_title(point) -> str:
@@ -77,7 +78,7 @@ with receive_col:
         st.error(f"{origin} is empty.")
     else:
         try:
-            received = receive(status, data)
+            received = receive(status, data, max_digits=MAX_RECEIVE_DIGITS)
         except AEError as exc:
             st.error(f"{origin} could not be decoded: {exc}")
         else:
