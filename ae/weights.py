@@ -55,21 +55,63 @@ def write_card(weights: Path, card: dict) -> None:
     atomic_write(card_path(weights), lambda p: p.write_text(text))
 
 
+def _reserve_name(path: Path, tries: int = 1000) -> Path:
+    """The first free name among `path`, `name-2`, `name-3`...: its card is created with O_EXCL,
+    so two savers never get the same name (an empty card is invisible: readers list weights)."""
+    for i in range(1, tries + 1):
+        suffix = "" if i == 1 else f"-{i}"
+        candidate = path.with_name(f"{path.stem[:64 - len(suffix)]}{suffix}{path.suffix}")
+        if candidate.exists():
+            continue
+        try:
+            os.close(os.open(card_path(candidate), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        if candidate.exists():  # weights without a card appeared meanwhile: not ours to reuse
+            card_path(candidate).unlink(missing_ok=True)
+            continue
+        return candidate
+    raise WeightsError(f"No free name like {path.name} in {path.parent}: choose another name.")
+
+
 def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = None,
-               half: bool = False) -> Path:
+               half: bool = False, exclusive: bool = False) -> Path:
     """Save weights (safetensors) and the card; the card gets the config and the file's sha256.
-    `half` stores floating-point tensors as float16 (half the size; loading casts them back)."""
+    `half` stores floating-point tensors as float16 (half the size; loading casts them back).
+
+    The weights go to a temporary file first, the card is written next, and the weights are
+    renamed into place last: a reader listing `*.safetensors` never finds weights without their
+    card, nor new weights with an old card. `exclusive` (the app) never replaces anything: when
+    the name is taken it saves as `name-2`, `name-3`... and returns the path it used. Without it
+    (the CLI's `--out`, the user's explicit choice) an existing pair is replaced; for an instant
+    a reader may then see the new card beside the old weights, which `load_model` refuses by
+    sha256 rather than mixing them."""
     path = weights_path(path)
     config: ModelConfig = model.config
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     metadata = {"config": json.dumps(config.to_dict())}
-    atomic_write(path, lambda p: save_file(state, str(p), metadata=metadata))
-    card = dict(card or {})
-    card.update(name=path.stem, config=config.to_dict(), weights_file=path.name,
-                storage_dtype="float16" if half else "float32", sha256=sha256_of(path))
-    write_card(path, card)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    reserved = None
+    try:
+        save_file(state, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)
+        digest = sha256_of(tmp)
+        if exclusive:
+            path = reserved = _reserve_name(path)
+        card = dict(card or {})
+        card.update(name=path.stem, config=config.to_dict(), weights_file=path.name,
+                    storage_dtype="float16" if half else "float32", sha256=digest)
+        write_card(path, card)
+        os.replace(tmp, path)  # published last, complete, beside its card
+        reserved = None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if reserved is not None:
+            card_path(reserved).unlink(missing_ok=True)
+        raise
     return path
 
 
