@@ -1,33 +1,56 @@
-"""Training in a background thread for the app: the page starts it, polls `snapshot()` to draw
-progress, and may `stop()` it. The worker touches only plain objects (an Event, a lock, lists):
-never Streamlit. It trains its own freshly built model, saves it atomically into the user models
-folder when done (or stopped), and never touches the shipped weights.
+"""Training for the app, in its own process: the page starts a `LiveTraining`, polls `snapshot()`
+to draw progress, and may `stop()` it. The training itself runs in `ae.training_worker` (a
+spawned process at low priority with one torch thread, holding the deployment's one training
+slot, `ae.training_slot`); a thread of this process only reads its messages into plain objects,
+never Streamlit. The trained model is saved into the user models folder under a name nobody
+else has (`name-2`... if taken; the snapshot says which), never over the shipped weights.
+
+Whoever runs the server sets the limits with environment variables:
+
+    AE_TRAIN_BUDGET_S      wall-clock seconds one training may use (default 600; 0: no limit)
+    AE_TRAIN_MAX_STEPS     steps one training may take (default: no limit); the schedule is
+                           planned for the capped steps, so the run still ends properly
+    AE_TRAIN_HEARTBEAT_S   a training whose page has not polled it for this long is stopped and
+                           saved: its session has gone (default 30; 0: never)
+    AE_TRAIN_SLOT_DIR      the folder of the training slot's lock and status files (default:
+                           the user models folder); replicas that share it share one slot
+
+When the budget runs out, the training stops between two steps and saves what it has, and the
+page says so. On server shutdown (SIGTERM or SIGINT to the server, or the server's exit) the
+training process stops and saves the same way; it never aborts.
 """
 from __future__ import annotations
 
+import atexit
+import json
+import math
+import multiprocessing
+import os
 import threading
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ae import training_worker
 from ae.catalog import user_model_path
 from ae.data import Digits, dataset_available, load_digits
 from ae.errors import AEError
+from ae.models import DEFAULT_CONFIGS
 from ae.sample import load_sample
-from ae.train import Trainer, TrainSettings
-from ae.weights import save_model
+from ae.train import TrainEvent, TrainSettings
+from ae.training_slot import SlotHolder, TrainingSlot, format_seconds, slot_dir
 
-PREVIEW_DIGITS = 8
-# One training at a time per server process: on a small CPU a second one would halve both and
-# make every page slow for everybody.
-_TRAINING_SLOT = threading.BoundedSemaphore(1)
+PREVIEW_DIGITS = training_worker.PREVIEW_DIGITS
+START_TIMEOUT_S = 60.0  # the training process must have taken the slot by then
+SHUTDOWN_GRACE_S = 30.0  # at exit: time for a training process to finish its step and save
 
 
 class TrainingBusy(AEError):
-    """Another session of this server is training right now."""
+    """Another session of this deployment is training right now."""
 
 
 @dataclass
@@ -61,6 +84,82 @@ def report_every(train_size: int, batch_size: int, per_epoch: int = 10) -> int:
     return max(1, steps_per_epoch // per_epoch)
 
 
+def _env_number(name: str, default, kind=float):
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = -1
+    if value < 0 or (kind is float and not math.isfinite(value)):
+        raise AEError(f"{name}={text!r} is not a usable setting: give a number of "
+                      f"{'steps' if kind is int else 'seconds'} (0 for no limit).")
+    return value
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """What one training may use on this server. None or 0 means no limit."""
+
+    seconds: float | None = 600.0
+    max_steps: int | None = None
+    heartbeat_s: float | None = 30.0
+
+    @classmethod
+    def from_env(cls) -> "TrainingBudget":
+        return cls(seconds=_env_number("AE_TRAIN_BUDGET_S", 600.0) or None,
+                   max_steps=_env_number("AE_TRAIN_MAX_STEPS", 0, int) or None,
+                   heartbeat_s=_env_number("AE_TRAIN_HEARTBEAT_S", 30.0) or None)
+
+    def describe(self) -> str:
+        parts = []
+        if self.seconds:
+            parts.append(format_seconds(self.seconds))
+        if self.max_steps:
+            parts.append(f"{self.max_steps:,} steps")
+        return " or ".join(parts) if parts else "no limit"
+
+
+@dataclass
+class Estimate:
+    steps: int  # what the settings ask for
+    budget_steps: int | None  # what the step budget allows (None: no step limit)
+    seconds: float | None  # expected training time, from the last measured speed; None: unknown
+    digits_per_s: float | None
+
+    @property
+    def planned_steps(self) -> int:
+        return min(self.steps, self.budget_steps) if self.budget_steps else self.steps
+
+
+def measured_speed(arch: str, folder: str | os.PathLike | None = None) -> float | None:
+    """Digits per second of the last training of `arch` on this deployment, if any."""
+    try:
+        speeds = json.loads((Path(folder or slot_dir()) / training_worker.SPEEDS_FILE).read_text())
+        return float(speeds[arch]["digits_per_s"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def estimate(settings: TrainSettings, train_size: int, budget: TrainingBudget) -> Estimate:
+    """Steps the settings need and, when a speed was measured here before, about how long."""
+    size = min(settings.train_size or train_size, train_size)
+    steps = math.ceil(size / settings.batch_size) * settings.epochs
+    if settings.max_steps:
+        steps = min(steps, settings.max_steps)
+    speed = measured_speed(settings.model)
+    est = Estimate(steps, budget.max_steps, None, speed)
+    if speed:
+        est.seconds = est.planned_steps * settings.batch_size / speed
+    return est
+
+
+def busy_message(holder: SlotHolder) -> str:
+    return (f"The training slot of this server is taken: {holder.describe()}. One training at a "
+            f"time keeps the app responsive for everybody; try again when it has finished.")
+
+
 @dataclass
 class Snapshot:
     status: str  # "running", "done", "stopped", "failed"
@@ -76,99 +175,210 @@ class Snapshot:
     saved_path: Path | None
     error: str | None
     seconds: float
+    reason: str | None = None  # why it stopped: see ae.training_worker
+    name: str = ""  # the name it is (or will be) saved under
+    seconds_left: float | None = None  # of the time budget, while running
+    total_steps: int | None = None
 
     @property
     def finished(self) -> bool:
         return self.status != "running"
 
+    @property
+    def saved_name(self) -> str | None:
+        return self.saved_path.stem if self.saved_path else None
 
-@dataclass
+
+STOP_REASONS = {
+    "asked": "Stopped early",
+    "budget": "Stopped at this server's training budget",
+    "heartbeat": "Stopped because its page was closed",
+    "shutdown": "Stopped because the server is shutting down",
+    "signal": "Stopped because the server is shutting down",
+    "parent": "Stopped because the server process ended",
+}
+
+
+def outcome_text(snap: Snapshot) -> str:
+    """'Stopped at this server's training budget and saved' and the like, for the page."""
+    if snap.status == "done":
+        return "Finished and saved"
+    return STOP_REASONS.get(snap.reason, "Stopped") + (" and saved" if snap.saved_path else "")
+
+
+class _JobState:
+    """What the reader thread has received; read by snapshot() under the lock."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.answered = threading.Event()  # the process took the slot, or could not
+        self.finished = threading.Event()
+        self.events: list[TrainEvent] = []
+        self.preview: np.ndarray | None = None
+        self.holder: SlotHolder | None = None
+        self.busy: SlotHolder | None = None
+        self.was_busy = False
+        self.outcome: dict | None = None
+        self.ended_at: float | None = None
+
+    def receive(self, message: tuple) -> None:
+        kind = message[0]
+        with self.lock:
+            if kind == "started":
+                self.holder = message[1]
+            elif kind == "busy":
+                self.was_busy, self.busy = True, message[1]
+            elif kind == "event":
+                if message[1] is not None:
+                    self.events.append(message[1])
+                if message[2] is not None:
+                    self.preview = message[2]
+            elif kind == "outcome":
+                self.outcome = message[1]
+        if kind in ("started", "busy"):
+            self.answered.set()
+
+
+# Running training processes of this server process: stopped (and given time to save) at exit.
+_CHILDREN: dict[int, tuple[multiprocessing.Process, object]] = {}
+_CHILDREN_LOCK = threading.Lock()
+
+
+def _read_messages(conn, state: _JobState, proc) -> None:
+    try:
+        while True:
+            try:
+                state.receive(conn.recv())
+            except (EOFError, OSError):
+                break  # the process has ended (or closed its end)
+    except Exception as exc:  # a garbled message: the job is over for us
+        with state.lock:
+            state.outcome = state.outcome or {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        conn.close()
+        proc.join(10)
+        with state.lock:
+            if state.outcome is None and not state.was_busy:
+                state.outcome = {"status": "failed", "error": "The training process ended unexpectedly "
+                                                              f"(exit code {proc.exitcode}); nothing was saved."}
+            state.ended_at = time.monotonic()
+        with _CHILDREN_LOCK:
+            _CHILDREN.pop(id(proc), None)
+        state.answered.set()
+        state.finished.set()
+
+
+@atexit.register
+def _stop_children(grace: float = SHUTDOWN_GRACE_S) -> None:
+    """At server exit: ask every training to stop and save, then wait for it (a step and a save)."""
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN.values())
+    for proc, stop_flag in children:
+        stop_flag.value = training_worker.STOP_SHUTDOWN
+    deadline = time.monotonic() + grace
+    for proc, _ in children:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.terminate()  # SIGTERM: it still saves at its next step
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+
+
 class LiveTraining:
-    settings: TrainSettings
-    data: TrainingData
-    name: str
-    preview_every: float = 1.0  # seconds between preview reconstructions
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """One training job of one session. `start()` returns once its process holds the slot, or
+    raises `TrainingBusy`. `snapshot()` also tells the process the page is still there."""
 
-    def __post_init__(self):
-        self.path = user_model_path(self.name)  # refuses bad names before any work starts
-        self.trainer = Trainer(self.settings, self.data.train, self.data.val)
-        self._preview_images = self.data.val.images[:PREVIEW_DIGITS]
-        self._events = []
-        self._status = "running"
-        self._preview: np.ndarray | None = None
-        self._saved: Path | None = None
-        self._error: str | None = None
-        self._started = time.perf_counter()
-        self._ended: float | None = None
-        self._thread = threading.Thread(target=self._work, name=f"train-{self.name}", daemon=True)
+    def __init__(self, settings: TrainSettings, name: str, budget: TrainingBudget | None = None,
+                 preview_every: float = 1.0, slot_folder: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None):
+        self.path = user_model_path(name)  # refuses bad names before any work starts
+        if settings.model not in DEFAULT_CONFIGS or settings.model == "classifier":
+            raise AEError(f"{settings.model!r} is not an autoencoder architecture this app trains.")
+        self.settings, self.name = settings, name
+        self.budget = budget if budget is not None else TrainingBudget.from_env()
+        self.preview_every = preview_every
+        self.job_id = uuid.uuid4().hex
+        self.slot = TrainingSlot(slot_folder)
+        self.data_dir = data_dir
+        self._ctx = multiprocessing.get_context("spawn")  # never fork a process with torch threads
+        self._stop_flag = self._ctx.RawValue("i", training_worker.STOP_NONE)
+        self._heartbeat = self._ctx.RawValue("d", time.monotonic())
+        self._state = _JobState()
+        self._proc = None
+        self._reader = None
+        self._started = time.monotonic()
 
-    def start(self) -> "LiveTraining":
-        if not _TRAINING_SLOT.acquire(blocking=False):
-            raise TrainingBusy("Another training is running on this server right now (one at a time keeps "
-                               "the app responsive for everybody). Try again when it has finished.")
-        try:
-            self._thread.start()
-        except BaseException:
-            _TRAINING_SLOT.release()
-            raise
+    def start(self, timeout: float = START_TIMEOUT_S) -> "LiveTraining":
+        holder = self.slot.holder()
+        if holder is not None:
+            raise TrainingBusy(busy_message(holder))
+        spec = {"settings": self.settings.to_dict(), "name": self.name, "path": str(self.path),
+                "slot_dir": str(self.slot.folder), "job_id": self.job_id, "budget_s": self.budget.seconds,
+                "max_steps": self.budget.max_steps, "heartbeat_s": self.budget.heartbeat_s,
+                "preview_every": self.preview_every, "parent_pid": os.getpid(),
+                "data_dir": None if self.data_dir is None else str(self.data_dir)}
+        receiver, sender = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(target=training_worker.run, name=f"train-{self.name}", daemon=True,
+                                 args=(spec, sender, self._stop_flag, self._heartbeat))
+        self._heartbeat.value = time.monotonic()
+        self._started = time.monotonic()
+        proc.start()
+        sender.close()  # only the process writes: its end closing is how we learn it ended
+        with _CHILDREN_LOCK:
+            _CHILDREN[id(proc)] = (proc, self._stop_flag)
+        self._proc = proc
+        self._reader = threading.Thread(target=_read_messages, args=(receiver, self._state, proc),
+                                        name=f"train-reader-{self.name}", daemon=True)
+        self._reader.start()
+        if not self._state.answered.wait(timeout):
+            self._stop_flag.value = training_worker.STOP_ASKED
+            proc.terminate()
+            raise AEError(f"The training process did not start within {timeout:.0f} s: the server is "
+                          f"overloaded. Try again in a minute.")
+        if self._state.was_busy:
+            self.join(10)
+            raise TrainingBusy(busy_message(self._state.busy or SlotHolder()))
+        if self._state.holder is None:  # it ended without taking the slot
+            self.join(10)
+            raise AEError(self._state.outcome.get("error") or "The training process did not start.")
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_flag.value = training_worker.STOP_ASKED
+
+    def heartbeat(self) -> None:
+        self._heartbeat.value = time.monotonic()
 
     def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait for the job to end (outcome received and process gone); True when it has."""
+        if self._reader is None:
+            return True
+        self._reader.join(timeout)
+        return not self._reader.is_alive()
 
-    @torch.no_grad()
-    def _make_preview(self) -> np.ndarray:
-        model = self.trainer.model
-        was_training = model.training
-        model.eval()
-        x = self._preview_images.to(self.trainer.device)
-        x_hat = model.decode(model.encode(x)).cpu()
-        model.train(was_training)
-        return np.stack([self._preview_images[:, 0].numpy(), x_hat[:, 0].numpy()])
-
-    def _work(self) -> None:
-        last_preview = 0.0
-        try:
-            for event in self.trainer.run(should_stop=self._stop.is_set):
-                preview = None
-                now = time.perf_counter()
-                if event.kind == "epoch" or now - last_preview >= self.preview_every:
-                    preview, last_preview = self._make_preview(), now
-                with self._lock:
-                    self._events.append(event)
-                    if preview is not None:
-                        self._preview = preview
-            preview = self._make_preview()
-            stopped = self._stop.is_set() and self.trainer.stopped_early
-            saved = None
-            if self.trainer.history:  # nothing to save if it was stopped before the first step
-                card = self.trainer.card() | {"validation": self.data.val.source, "trained_in": "app"}
-                saved = save_model(self.trainer.model, self.path, card)
-            with self._lock:
-                self._preview, self._saved = preview, saved
-                self._status = "stopped" if stopped else "done"
-        except AEError as exc:
-            with self._lock:
-                self._status, self._error = "failed", str(exc)
-        except Exception as exc:  # shown on the page as a message, never as a traceback
-            with self._lock:
-                self._status, self._error = "failed", f"{type(exc).__name__}: {exc}"
-        finally:
-            self._ended = time.perf_counter()
-            _TRAINING_SLOT.release()
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def snapshot(self) -> Snapshot:
-        with self._lock:
-            events = list(self._events)
-            status, preview, saved, error = self._status, self._preview, self._saved, self._error
+        self.heartbeat()
+        s = self._state
+        with s.lock:
+            events, preview, outcome, holder = list(s.events), s.preview, s.outcome, s.holder
+            ended = s.ended_at
+        if outcome is None and self._reader is None:
+            status = "running"  # not started yet
+        elif outcome is None or ended is None:
+            status = "running"  # the outcome arrives just before the process ends
+        else:
+            status = outcome.get("status", "failed")
         epochs = [e for e in events if e.val_loss is not None]
         last = events[-1] if events else None
+        saved = Path(outcome["saved_path"]) if outcome and outcome.get("saved_path") else None
+        left = None
+        if status == "running" and holder is not None and holder.deadline is not None:
+            left = holder.seconds_left()
         return Snapshot(
             status=status,
             progress=1.0 if status == "done" else (last.progress if last else 0.0),
@@ -181,6 +391,10 @@ class LiveTraining:
             examples_per_s=last.examples_per_s if last else 0.0,
             preview=preview,
             saved_path=saved,
-            error=error,
-            seconds=(self._ended or time.perf_counter()) - self._started,
+            error=outcome.get("error") if outcome else None,
+            seconds=((ended if status != "running" else None) or time.monotonic()) - self._started,
+            reason=outcome.get("reason") if outcome else None,
+            name=saved.stem if saved else self.name,
+            seconds_left=left,
+            total_steps=(outcome or {}).get("total_steps") or (last.total_steps if last else None),
         )

@@ -1,0 +1,200 @@
+"""The training process behind the Train page (started by `ae.live_training.LiveTraining`).
+
+It runs in its own process, started with multiprocessing's "spawn" (a fresh interpreter: the
+web server, which has torch threads, is never forked), so training can't take the pages' CPU:
+it lowers its priority (nice 10) and limits torch to one sleeping thread before torch is
+imported. It takes the server's training slot (`ae.training_slot`) before anything else and
+holds it for its whole life, loads its own data and model, and sends plain messages to the
+parent through a pipe:
+
+    ("started", SlotHolder)                  the slot is ours; training begins
+    ("busy", SlotHolder | None)              someone else holds the slot; nothing was done
+    ("event", TrainEvent, preview | None)    progress; preview: (2, 8, 28, 28) float32
+    ("outcome", dict)                        status, reason, saved_path, error, steps, seconds
+
+It stops between two steps, saves what it has (atomically, under a free name) and exits 0 when:
+the parent asks ("asked"), the parent is shutting down ("shutdown"), it gets SIGTERM or SIGINT
+("signal"), the parent process is gone ("parent"), no heartbeat came from the page for the
+budget's heartbeat timeout ("heartbeat", the session has gone), or the budget's time or steps
+ran out ("budget"). This module imports neither torch nor numpy at the top, for that reason.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+from ae.training_slot import SlotHolder, TrainingSlot
+
+NICE = 10
+PREVIEW_DIGITS = 8
+# Values of the shared stop flag the parent sets.
+STOP_NONE, STOP_ASKED, STOP_SHUTDOWN = 0, 1, 2
+SPEEDS_FILE = ".training-speeds.json"  # digits/s of the last training per architecture, for estimates
+
+
+class _Channel:
+    """Sends to the parent; once the parent has gone, sending quietly stops (and says so)."""
+
+    def __init__(self, conn):
+        self.conn, self.broken = conn, False
+
+    def send(self, *message) -> None:
+        if self.broken:
+            return
+        try:
+            self.conn.send(message)
+        except (OSError, EOFError, ValueError):
+            self.broken = True
+
+
+def _quiet_machine_share() -> None:
+    # Set before torch loads (spawn starts a fresh interpreter, so normally it has not).
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass  # not allowed here: still one thread
+
+
+def run(spec: dict, conn, stop_flag, heartbeat) -> None:
+    """The process's body. `stop_flag` and `heartbeat` are shared values the parent writes:
+    a STOP_* code and the time.monotonic() of the page's last poll."""
+    _quiet_machine_share()
+    signals: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: signals.append(signum))
+    channel = _Channel(conn)
+    slot = TrainingSlot(spec["slot_dir"])
+    started = time.time()
+    me = SlotHolder(job_id=spec["job_id"], name=spec["name"], arch=spec["settings"]["model"], started=started,
+                    deadline=started + spec["budget_s"] if spec["budget_s"] else None,
+                    host=socket.gethostname(), pid=os.getpid())
+    if not slot.acquire(me):
+        channel.send("busy", slot.holder())
+        return
+    try:
+        channel.send("started", me)
+        _train(spec, channel, stop_flag, heartbeat, signals, started)
+    finally:
+        slot.release()
+        channel.conn.close()
+
+
+def _train(spec, channel, stop_flag, heartbeat, signals, started) -> None:
+    clock_start = time.monotonic()
+    outcome = {"status": "failed", "reason": None, "saved_path": None, "error": None, "steps": 0,
+               "total_steps": None, "seconds": 0.0}
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass  # already set (torch was imported by the parent's main module)
+        from ae.errors import AEError
+        from ae.live_training import training_data
+        from ae.train import Trainer, TrainSettings
+        from ae.weights import save_model
+    except BaseException as exc:  # a broken installation: say so rather than die silently
+        outcome["error"] = f"The training process could not load torch: {type(exc).__name__}: {exc}"
+        channel.send("outcome", outcome)
+        return
+
+    parent_pid = spec["parent_pid"]
+    budget_s, heartbeat_s = spec["budget_s"], spec["heartbeat_s"]
+    reason: list[str] = []
+
+    def should_stop() -> bool:
+        if reason:
+            return True
+        now = time.monotonic()
+        if stop_flag.value == STOP_ASKED:
+            reason.append("asked")
+        elif stop_flag.value == STOP_SHUTDOWN:
+            reason.append("shutdown")
+        elif signals:
+            reason.append("signal")
+        elif channel.broken or os.getppid() != parent_pid:
+            reason.append("parent")
+        elif heartbeat_s and now - heartbeat.value > heartbeat_s:
+            reason.append("heartbeat")
+        elif budget_s and now - clock_start >= budget_s:
+            reason.append("budget")
+        return bool(reason)
+
+    try:
+        settings = TrainSettings.from_dict(spec["settings"])
+        if spec["max_steps"] is not None:  # a step budget: planned for, so the schedule still ends
+            settings.max_steps = min(settings.max_steps or spec["max_steps"], spec["max_steps"])
+        data = training_data(spec.get("data_dir"))
+        trainer = Trainer(settings, data.train, data.val)
+        outcome["total_steps"] = trainer.total_steps
+        full_steps = trainer.steps_per_epoch * settings.epochs
+        preview_images = data.val.images[:PREVIEW_DIGITS]
+        last_preview = 0.0
+        for event in trainer.run(should_stop=should_stop):
+            preview, now = None, time.monotonic()
+            if event.kind == "epoch" or now - last_preview >= spec["preview_every"]:
+                preview, last_preview = _preview(trainer, preview_images), now
+            channel.send("event", event, preview)
+        steps = trainer.history[-1].step if trainer.history else 0
+        if not reason and spec["max_steps"] is not None and steps == spec["max_steps"] < full_steps:
+            reason.append("budget")  # the server's step budget capped it (not the caller's max_steps)
+        outcome.update(steps=steps, status="stopped" if reason else "done", reason=reason[0] if reason else None)
+        if trainer.history:  # nothing to save if it was stopped before the first step
+            card = trainer.card() | {"validation": data.val.source, "trained_in": "app",
+                                     "stop_reason": outcome["reason"], "budget_s": budget_s,
+                                     "budget_steps": spec["max_steps"]}
+            path = save_model(trainer.model, spec["path"], card, exclusive=True)
+            outcome["saved_path"] = str(path)
+            _record_speed(spec["slot_dir"], settings, trainer)
+        channel.send("event", None, _preview(trainer, preview_images))
+    except AEError as exc:
+        outcome.update(status="failed", error=str(exc))
+    except Exception as exc:  # shown on the page as a message, never as a traceback
+        outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+    outcome["seconds"] = time.monotonic() - clock_start
+    channel.send("outcome", outcome)
+
+
+def _preview(trainer, images):
+    import numpy as np
+    import torch
+
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x_hat = model.decode(model.encode(images.to(trainer.device))).cpu()
+    model.train(was_training)
+    return np.stack([images[:, 0].numpy(), x_hat[:, 0].numpy()])
+
+
+def _record_speed(folder, settings, trainer) -> None:
+    """Remember this run's training speed so the page can estimate the next run's time. Only
+    the slot's holder writes the file, so a read-modify-write is safe."""
+    import json
+    from pathlib import Path
+
+    from ae.files import atomic_write
+
+    rates = sorted(e.examples_per_s for e in trainer.history)
+    if not rates:
+        return
+    path = Path(folder) / SPEEDS_FILE
+    try:
+        speeds = json.loads(path.read_text())
+        speeds = speeds if isinstance(speeds, dict) else {}
+    except (OSError, ValueError):
+        speeds = {}
+    speeds[settings.model] = {"digits_per_s": rates[len(rates) // 2], "batch_size": settings.batch_size,
+                              "when": time.time()}
+    try:
+        atomic_write(path, lambda p: p.write_text(json.dumps(speeds, indent=1) + "\n"))
+    except OSError:
+        pass  # only an estimate
