@@ -2,8 +2,12 @@
 
 Start it with `streamlit run app.py` (or `bash scripts/app.sh`)."""
 import logging
+import sys
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from ae.run_log import timed_run
 
 log = logging.getLogger("ae.app")
 
@@ -86,9 +90,21 @@ navigation = st.navigation([
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
 ])
-try:
-    navigation.run()
-except Exception as exc:  # last line of defence: a message on the page, the traceback in the server log
-    log.exception("page %s failed", navigation.title)
-    st.error(f"Something went wrong on this page ({type(exc).__name__}: {exc}). Reload the page to try "
-             f"again; the details are in the server's log.", icon=":material/error:")
+ctx = get_script_run_ctx()
+with timed_run(ctx.session_id if ctx else "-", navigation.title, "page"):
+    st.session_state["_run_log_page"] = navigation.title  # fragment runs log under this page
+    try:
+        if "torch" not in sys.modules:
+            # A fresh server: the first page imports PyTorch and friends (seconds). Say so at
+            # once instead of leaving the page blank.
+            starting = st.empty()
+            starting.info("Starting up: loading PyTorch and the models (a few seconds, once per server)…",
+                          icon=":material/hourglass_top:")
+            import app_pages.common  # noqa: F401  (the heavy imports every page shares)
+            starting.empty()
+        navigation.run()
+    except Exception as exc:  # last line of defence: a message on the page, the traceback in the server log
+        # Only the kind of failure: the exception's text can hold server paths or data.
+        log.exception("page %s failed", navigation.title)
+        st.error(f"Something went wrong on this page (an internal error of kind {type(exc).__name__}). "
+                 f"Reload the page to try again; the details are in the server's log.", icon=":material/error:")
