@@ -9,7 +9,7 @@ from ae.sizes import RAW_DIGIT_BYTES, picture_psnr
 from app_pages.common import choose_digit, codec, show_digit
 
 MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
-MAX_RECEIVE_DIGITS = 1_000  # keeps the worst payload this page accepts well under a second to decode
+MAX_RECEIVE_DIGITS = 500  # the worst payload this page accepts then decodes in ~0.1 s (scripts/hostile_inputs.py)
 
 
 def point_title(point) -> str:

@@ -1,6 +1,7 @@
 """Payloads and CLI arguments made to cost a lot: each is refused from what is cheap to check
 (the header, the body's length, the index ranges) before the expensive work, with the codec's
 or the CLI's own message and no output left behind. Decoding in chunks changes no pixel."""
+import re
 import zlib
 
 import numpy as np
@@ -14,6 +15,7 @@ from ae.codec import (CodecError, MAX_CONTAINER_DIGITS, PointCoder, compress, co
 from ae.entropy import MAX_SYMBOL
 from ae.sample import sample_test_indices
 
+from conftest import ROOT
 from test_codec import tiny_model
 
 shipped = pytest.mark.skipif(not operating_points(), reason="no shipped codec weights")
@@ -242,10 +244,12 @@ def test_send_and_receive_refuses_big_and_crafted_payloads(sample):
     st.cache_resource.clear()
     at = AppTest.from_file("../app.py", default_timeout=60).run()
     at.switch_page("app_pages/send_receive.py").run()
+    limit = int(re.search(r"^MAX_RECEIVE_DIGITS = ([\d_]+)", (ROOT / "app_pages" / "send_receive.py").read_text(),
+                          re.M).group(1))
     q1 = codec.get_coder("rd-q1")
-    too_many = compress_symbols(np.zeros((1001, q1.dims), dtype=np.int32), q1)
-    for payload, message in [(too_many, "more than the 1,000"),
-                             (crafted_container(q1, 1000, bytes(4)), "claims 1,000 digits")]:
+    too_many = compress_symbols(np.zeros((limit + 1, q1.dims), dtype=np.int32), q1)
+    for payload, message in [(too_many, f"more than the {limit:,}"),
+                             (crafted_container(q1, limit, bytes(4)), f"claims {limit:,} digits")]:
         at.text_input(key="receive_hex").set_value(payload.hex()).run()
         assert not at.exception
         errors = " ".join(e.value for e in at.error)
