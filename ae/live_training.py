@@ -361,8 +361,10 @@ class LiveTraining:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def snapshot(self) -> Snapshot:
-        self.heartbeat()
+    def snapshot(self, heartbeat: bool = True) -> Snapshot:
+        """The job's progress so far; by default also the heartbeat that keeps it going."""
+        if heartbeat:
+            self.heartbeat()
         s = self._state
         with s.lock:
             events, preview, outcome, holder = list(s.events), s.preview, s.outcome, s.holder

@@ -113,12 +113,18 @@ class TrainingSlot:
                 time.sleep(0.02)
         self._fd = fd
         try:
-            text = json.dumps(asdict(holder)) + "\n"
-            atomic_write(self.status_path, lambda p: p.write_text(text))
+            self.update(holder)
         except BaseException:
             self.release()
             raise
         return True
+
+    def update(self, holder: SlotHolder) -> None:
+        """Rewrite the status file (the holder only), e.g. with the deadline once training begins."""
+        if self._fd is None:
+            raise RuntimeError("only the slot's holder writes its status")
+        text = json.dumps(asdict(holder)) + "\n"
+        atomic_write(self.status_path, lambda p: p.write_text(text))
 
     def release(self) -> None:
         if self._fd is None:

@@ -69,42 +69,23 @@ def run(spec: dict, conn, stop_flag, heartbeat) -> None:
         signal.signal(sig, lambda signum, frame: signals.append(signum))
     channel = _Channel(conn)
     slot = TrainingSlot(spec["slot_dir"])
-    started = time.time()
-    me = SlotHolder(job_id=spec["job_id"], name=spec["name"], arch=spec["settings"]["model"], started=started,
-                    deadline=started + spec["budget_s"] if spec["budget_s"] else None,
+    me = SlotHolder(job_id=spec["job_id"], name=spec["name"], arch=spec["settings"]["model"], started=time.time(),
                     host=socket.gethostname(), pid=os.getpid())
     if not slot.acquire(me):
         channel.send("busy", slot.holder())
         return
     try:
         channel.send("started", me)
-        _train(spec, channel, stop_flag, heartbeat, signals, started)
+        _train(spec, channel, stop_flag, heartbeat, signals, slot, me)
     finally:
         slot.release()
         channel.conn.close()
 
 
-def _train(spec, channel, stop_flag, heartbeat, signals, started) -> None:
-    clock_start = time.monotonic()
+def _train(spec, channel, stop_flag, heartbeat, signals, slot, me) -> None:
+    clock_start = time.monotonic()  # until the model and data are ready; then the budget's clock
     outcome = {"status": "failed", "reason": None, "saved_path": None, "error": None, "steps": 0,
                "total_steps": None, "seconds": 0.0}
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass  # already set (torch was imported by the parent's main module)
-        from ae.errors import AEError
-        from ae.live_training import training_data
-        from ae.train import Trainer, TrainSettings
-        from ae.weights import save_model
-    except BaseException as exc:  # a broken installation: say so rather than die silently
-        outcome["error"] = f"The training process could not load torch: {type(exc).__name__}: {exc}"
-        channel.send("outcome", outcome)
-        return
-
     parent_pid = spec["parent_pid"]
     budget_s, heartbeat_s = spec["budget_s"], spec["heartbeat_s"]
     reason: list[str] = []
@@ -127,6 +108,28 @@ def _train(spec, channel, stop_flag, heartbeat, signals, started) -> None:
             reason.append("budget")
         return bool(reason)
 
+    if should_stop():  # stopped while starting: don't even load torch
+        outcome.update(status="stopped", reason=reason[0])
+        channel.send("outcome", outcome)
+        return
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass  # already set (torch was imported by the parent's main module)
+        from ae.errors import AEError
+        from ae.live_training import training_data
+        from ae.train import Trainer, TrainSettings
+        from ae.weights import save_model
+    except BaseException as exc:  # a broken installation: say so rather than die silently
+        outcome["error"] = f"The training process could not load torch: {type(exc).__name__}: {exc}"
+        channel.send("outcome", outcome)
+        return
+
     try:
         settings = TrainSettings.from_dict(spec["settings"])
         if spec["max_steps"] is not None:  # a step budget: planned for, so the schedule still ends
@@ -137,6 +140,12 @@ def _train(spec, channel, stop_flag, heartbeat, signals, started) -> None:
         full_steps = trainer.steps_per_epoch * settings.epochs
         preview_images = data.val.images[:PREVIEW_DIGITS]
         last_preview = 0.0
+        # The time budget counts training, not loading torch and the data; everyone sees the deadline.
+        clock_start = time.monotonic()
+        if budget_s:
+            me.deadline = time.time() + budget_s
+            slot.update(me)
+            channel.send("started", me)
         for event in trainer.run(should_stop=should_stop):
             preview, now = None, time.monotonic()
             if event.kind == "epoch" or now - last_preview >= spec["preview_every"]:

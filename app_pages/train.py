@@ -1,5 +1,7 @@
-"""Retrain an autoencoder live. The training runs in a worker thread (ae.live_training) on its
-own model; this page only starts it, stops it and redraws its progress every half second."""
+"""Retrain an autoencoder live. The training runs in its own low-priority process holding this
+deployment's one training slot (ae.live_training); this page only starts it, stops it, shows who
+holds the slot and redraws the progress every half second (which also tells the training that
+the page is still open)."""
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -7,9 +9,11 @@ from ae.catalog import is_valid_name, list_models, suggest_name
 from ae.data import dataset_available
 from ae.display import digit_image, strip
 from ae.errors import AEError
-from ae.live_training import LiveTraining, report_every, training_data
+from ae.live_training import (LiveTraining, TrainingBudget, busy_message, estimate, outcome_text, report_every,
+                              training_data)
 from ae.models import DEFAULT_CONFIGS
 from ae.train import TrainSettings
+from ae.training_slot import TrainingSlot, format_seconds
 from ae.weights import user_models_dir
 from app_pages.common import SHORT_TITLES
 
@@ -21,10 +25,10 @@ def cached_training_data(full: bool):
     return training_data()
 
 
-def start(settings: TrainSettings, name: str) -> None:
+def start(settings: TrainSettings, name: str, budget: TrainingBudget) -> None:
     st.session_state.pop("train_error", None)
     try:
-        st.session_state[JOB] = LiveTraining(settings, cached_training_data(dataset_available()), name).start()
+        st.session_state[JOB] = LiveTraining(settings, name, budget).start()
     except (AEError, ValueError) as exc:
         st.session_state["train_error"] = str(exc)
 
@@ -53,9 +57,16 @@ except AEError as exc:
     st.error(str(exc))
     st.stop()
 (st.caption if data.full_dataset else st.info)(data.note)
+try:
+    budget = TrainingBudget.from_env()
+except AEError as exc:
+    st.error(str(exc))
+    st.stop()
 
 job: LiveTraining | None = st.session_state.get(JOB)
 running = job is not None and not job.snapshot().finished
+holder = TrainingSlot().holder()
+busy = holder is not None and not running  # someone else's training holds the slot
 
 with st.container(border=True):
     c1, c2, c3 = st.columns(3, gap="medium")
@@ -74,14 +85,38 @@ with st.container(border=True):
                          disabled=running, help="Letters, digits, '-', '_' and '.'; saved in the user models folder.")
     settings = TrainSettings(model=arch, latent_dim=int(latent), epochs=epochs, lr=lr, batch_size=batch,
                              train_size=size, report_every=report_every(size, batch), device="auto")
+    est = estimate(settings, n_train, budget)
+    need = f"your settings need {est.steps:,} steps"
+    if est.seconds is not None:
+        need += (f", about {format_seconds(est.seconds)} at {est.digits_per_s:,.0f} digits/s (the last "
+                 f"{SHORT_TITLES.get(arch, arch)} training here)")
+    over = ((budget.seconds and est.seconds and est.seconds > budget.seconds)
+            or (est.budget_steps and est.steps > est.budget_steps))
+    st.caption(f"Each training may use at most {budget.describe()} on this server, one at a time for everybody; "
+               f"{need}." + (" It will stop at the budget and save what it has learned by then." if over else ""))
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("Start training", type="primary", icon=":material/play_arrow:", disabled=running or not is_valid_name(name),
-              on_click=start, args=(settings, name), key="train_start")
+    b1.button("Start training", type="primary", icon=":material/play_arrow:",
+              disabled=running or busy or not is_valid_name(name),
+              on_click=start, args=(settings, name, budget), key="train_start")
     b2.button("Stop", icon=":material/stop:", disabled=not running, on_click=stop, key="train_stop")
     if not is_valid_name(name):
         st.warning("Choose another name: letters, digits, '-', '_' or '.', and not ff, cnn or classifier.")
 if "train_error" in st.session_state:
     st.error(st.session_state["train_error"])
+
+
+@st.fragment(run_every=2.0 if busy else None)
+def slot_status() -> None:
+    """While another session trains: who, and how long it may still take; Start comes back when it ends."""
+    if not busy:
+        return
+    now = TrainingSlot().holder()
+    if now is None:
+        st.rerun(scope="app")  # the slot is free: enable Start
+    st.warning(busy_message(now) + " Start is disabled until then.", icon=":material/hourglass_top:")
+
+
+slot_status()
 
 
 @st.fragment(run_every=0.5 if running else None)
@@ -92,8 +127,16 @@ def progress() -> None:
                 "reconstructions of held-out digits update live while it learns.", icon=":material/model_training:")
         return
     snap = job.snapshot()
-    text = f"epoch {snap.epoch} of {snap.epochs} · {snap.examples_per_s:,.0f} digits/s · {snap.seconds:.0f} s"
-    st.progress(min(max(snap.progress, 0.0), 1.0), text=f"{job.name}: {text}")
+    if not snap.finished and not snap.steps:
+        text = "starting the training process…"
+    else:
+        text = f"epoch {snap.epoch} of {snap.epochs} · {snap.examples_per_s:,.0f} digits/s · {snap.seconds:.0f} s"
+    if snap.seconds_left is not None:
+        text += f" · {format_seconds(snap.seconds_left)} left of the budget"
+    st.progress(min(max(snap.progress, 0.0), 1.0), text=f"{job.name} (you): {text}")
+    if not snap.finished and job.budget.heartbeat_s:
+        st.caption(f"Keep this page open while it trains: when no Train page has shown its progress for "
+                   f"{format_seconds(job.budget.heartbeat_s)}, the training stops and saves what it has.")
     chart, pics = st.columns([1.2, 1], gap="large")
     with chart:
         st.plotly_chart(loss_chart(snap), key="train_loss_chart", config={"displayModeBar": False})
@@ -105,11 +148,12 @@ def progress() -> None:
     if snap.status == "failed":
         st.error(f"Training failed: {snap.error}")
     elif snap.finished and snap.saved_path is None:
-        st.warning("Stopped before the first step: nothing was saved.")
+        st.warning(f"{outcome_text(snap)} before the first step: nothing was saved.")
     elif snap.finished:
-        verb = "Stopped early and saved" if snap.status == "stopped" else "Finished and saved"
-        st.success(f"{verb} **{job.name}** ({snap.seconds:.0f} s) to `{snap.saved_path}`. It is now selected in "
-                   f"the sidebar of the Draw, Gallery and Latent explorer pages.", icon=":material/check_circle:")
+        renamed = f" (**{job.name}** was taken)" if snap.name != job.name else ""
+        st.success(f"{outcome_text(snap)} as **{snap.name}**{renamed} ({snap.seconds:.0f} s) to `{snap.saved_path}`. "
+                   f"It is now selected in the sidebar of the Draw, Gallery and Latent explorer pages.",
+                   icon=":material/check_circle:")
         for entry in list_models((job.settings.model,)):
             if entry.path == snap.saved_path:
                 st.session_state[f"model_{job.settings.model}"] = entry.label

@@ -1,5 +1,6 @@
 """The computing behind the app pages (ae.sizes, latent, architecture, catalog, live_training,
 codec_link, benchmark_results): real models, the bundled sample, no Streamlit."""
+import hashlib
 import json
 import sys
 import time
@@ -111,7 +112,7 @@ def test_live_training_saves_a_loadable_model_in_the_user_folder():
     assert not data.full_dataset and "bundled sample" in data.note
     shipped_before = sorted(p.name for p in WEIGHTS_DIR.glob("*")) if WEIGHTS_DIR.exists() else []
     job = LiveTraining(TrainSettings(model="cnn", latent_dim=8, epochs=1, train_size=120, batch_size=40,
-                                     report_every=1, device="cpu"), data, "tiny-cnn").start()
+                                     report_every=1, device="cpu"), "tiny-cnn").start()
     snap = _wait(job)
     assert snap.status == "done" and snap.error is None and snap.progress == 1.0
     assert snap.steps == [1, 2, 3] and len(snap.val_loss) == 1
@@ -121,23 +122,26 @@ def test_live_training_saves_a_loadable_model_in_the_user_folder():
     assert model.latent_dim == 8
     card = json.loads(snap.saved_path.with_suffix(".json").read_text())
     assert card["trained_in"] == "app" and card["training"]["epochs_completed"] == 1
+    assert card["training"]["threads"] == 1  # trained in its own one-thread process
+    assert card["sha256"] == hashlib.sha256(snap.saved_path.read_bytes()).hexdigest()
     assert (sorted(p.name for p in WEIGHTS_DIR.glob("*")) if WEIGHTS_DIR.exists() else []) == shipped_before
 
 
 def test_live_training_stops_when_asked():
     job = LiveTraining(TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu"),
-                       training_data(), "stopped-ff")
+                       "stopped-ff")
     job.stop()  # before the first step: nothing to save
     snap = _wait(job.start())
-    assert snap.status == "stopped" and snap.saved_path is None
+    assert snap.status == "stopped" and snap.reason == "asked" and snap.saved_path is None
+    assert list(user_models_dir().glob("stopped-ff*")) == []
     job = LiveTraining(TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu"),
-                       training_data(), "stopped-ff").start()
+                       "stopped-ff").start()
     deadline = time.monotonic() + 30
     while not job.snapshot().steps and time.monotonic() < deadline:
         time.sleep(0.01)
     job.stop()
     snap = _wait(job)
-    assert snap.status == "stopped" and 0 < snap.steps[-1] < 50 * 50
+    assert snap.status == "stopped" and snap.reason == "asked" and 0 < snap.steps[-1] < 50 * 50
     assert snap.saved_path.exists()
 
 
@@ -145,21 +149,21 @@ def test_one_live_training_at_a_time():
     from ae.live_training import TrainingBusy
 
     settings = TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu")
-    first = LiveTraining(settings, training_data(), "first").start()
+    first = LiveTraining(settings, "first").start()
     try:
-        with pytest.raises(TrainingBusy):
-            LiveTraining(settings, training_data(), "second").start()
+        with pytest.raises(TrainingBusy, match="first"):  # says who holds the slot
+            LiveTraining(settings, "second").start()
     finally:
         first.stop()
         _wait(first)
-    second = LiveTraining(settings, training_data(), "second")
+    second = LiveTraining(settings, "second")
     second.stop()
     assert _wait(second.start()).status == "stopped"  # the slot is free again
 
 
 def test_live_training_refuses_a_shipped_name():
     with pytest.raises(WeightsError):
-        LiveTraining(TrainSettings(model="ff", epochs=1), training_data(), "ff")
+        LiveTraining(TrainSettings(model="ff", epochs=1), "ff")
 
 
 def test_codec_link_reports_a_missing_codec(monkeypatch):

@@ -1,0 +1,228 @@
+"""The Train page's training process (ae.training_worker), its slot (ae.training_slot) and saves
+(ae.weights.save_model): the slot is exclusive across objects and processes and freed when its
+holder dies; budgets, a lost page and a server shutdown stop the job and leave a complete
+weights+card pair or nothing; two saves under one name give two files. Bundled sample only."""
+import hashlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ae.catalog import list_models, user_model_path
+from ae.live_training import LiveTraining, TrainingBudget, outcome_text
+from ae.models import DEFAULT_CONFIGS, build_model
+from ae.train import TrainSettings
+from ae.training_slot import SlotHolder, TrainingSlot
+from ae.weights import card_path, load_model, save_model, user_models_dir
+
+pytestmark = pytest.mark.slow  # starts training processes
+ROOT = Path(__file__).resolve().parent.parent
+LONG = TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu")  # 2,500 steps
+
+
+def _env() -> dict:
+    return os.environ | {"PYTHONPATH": str(ROOT)}
+
+
+def _wait(job, seconds=90):
+    assert job.join(seconds), "training did not finish"
+    return job.snapshot(heartbeat=False)
+
+
+def _saved_pairs(folder: Path) -> list[str]:
+    """Names of the models in `folder`, after checking every one is a complete, matching pair
+    and that nothing half-written is left."""
+    if not folder.exists():
+        return []
+    left = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert not left, f"temporary files left behind: {left}"
+    names = []
+    for weights in sorted(folder.glob("*.safetensors")):
+        card = json.loads(card_path(weights).read_text())
+        assert card["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+        load_model(weights)
+        names.append(weights.stem)
+    cards = sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))
+    assert cards == sorted(names), "a card without its weights"
+    return sorted(names)
+
+
+def _read_line(proc, seconds=90) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    assert ready, "the server script printed nothing"
+    return proc.stdout.readline()
+
+
+def _gone(pid: int, seconds=30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return True  # exited; its new parent has not reaped it yet
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+HOLD_SLOT = ("import sys, time\n"
+             "from ae.training_slot import SlotHolder, TrainingSlot\n"
+             "slot = TrainingSlot(sys.argv[1])\n"
+             "print(slot.acquire(SlotHolder(name='elsewhere', deadline=time.time() + 60)), flush=True)\n"
+             "time.sleep(120)\n")
+
+
+def _holder_process(folder: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", HOLD_SLOT, str(folder)], stdout=subprocess.PIPE,
+                            text=True, env=_env())
+
+
+def test_slot_is_exclusive_across_objects_and_processes_and_a_killed_holder_frees_it(tmp_path):
+    here, there = TrainingSlot(tmp_path), TrainingSlot(tmp_path)
+    assert here.holder() is None
+    assert here.acquire(SlotHolder(name="mine"))
+    assert not there.acquire(SlotHolder(name="other"))  # a second object in the same process
+    assert there.holder().name == "mine"
+    other = _holder_process(tmp_path)
+    try:
+        assert _read_line(other).strip() == "False"  # a second process
+    finally:
+        other.kill()
+        other.wait()
+    here.release()
+    assert there.holder() is None
+    holder = _holder_process(tmp_path)
+    try:
+        assert _read_line(holder).strip() == "True"
+        seen = there.holder()
+        assert seen.name == "elsewhere" and 0 < seen.seconds_left() <= 60
+        assert not there.acquire(SlotHolder(name="other"))
+    finally:
+        holder.kill()  # SIGKILL: no clean-up, the status file stays behind
+        holder.wait()
+    assert there.status_path.exists()
+    assert there.holder() is None  # the kernel released the lock; the stale file blocks nobody
+    assert there.acquire(SlotHolder(name="after"))
+    there.release()
+
+
+def test_two_saves_under_one_name_give_two_files_and_overwriting_keeps_the_pair(monkeypatch):
+    torch.manual_seed(0)
+    first, second = build_model(DEFAULT_CONFIGS["ff"]), build_model(DEFAULT_CONFIGS["ff"])
+    path = user_model_path("same")
+    assert save_model(first, path, {"n": 1}, exclusive=True) == path
+    other = save_model(second, path, {"n": 2}, exclusive=True)
+    assert other.name == "same-2.safetensors"
+    assert _saved_pairs(user_models_dir()) == ["same", "same-2"]
+    for saved, model in ((path, first), (other, second)):
+        loaded = load_model(saved)
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    assert json.loads(card_path(other).read_text())["name"] == "same-2"
+    save_model(second, path, {"n": 3})  # the CLI's --out: replaces the pair, both files at once
+    assert json.loads(card_path(path).read_text())["n"] == 3
+    assert torch.equal(next(iter(load_model(path).state_dict().values())), next(iter(second.state_dict().values())))
+
+    import ae.weights
+
+    def broken(state, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ae.weights, "save_file", broken)
+    with pytest.raises(OSError):
+        save_model(first, user_model_path("never"), exclusive=True)
+    assert _saved_pairs(user_models_dir()) == ["same", "same-2"]  # nothing of "never" left
+
+
+def test_step_budget_stops_the_job_and_saves_what_it_has():
+    job = LiveTraining(LONG, "step-budget", TrainingBudget(seconds=None, max_steps=3, heartbeat_s=None)).start()
+    snap = _wait(job)
+    assert snap.status == "stopped" and snap.reason == "budget" and snap.error is None
+    assert snap.steps[-1] == 3 and snap.total_steps == 3
+    assert "budget" in outcome_text(snap) and "saved" in outcome_text(snap)
+    card = json.loads(card_path(snap.saved_path).read_text())
+    assert card["stop_reason"] == "budget" and card["training"]["steps"] == 3 and card["budget_steps"] == 3
+    assert _saved_pairs(user_models_dir()) == ["step-budget"]
+
+
+def test_time_budget_stops_the_job_at_low_priority_and_saves():
+    job = LiveTraining(LONG, "time-budget", TrainingBudget(seconds=2, heartbeat_s=None)).start()
+    holder = TrainingSlot().holder()
+    assert holder.name == "time-budget" and holder.job_id == job.job_id  # the page shows "you"
+    assert os.getpriority(os.PRIO_PROCESS, job.pid) >= min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+    snap = _wait(job)
+    assert snap.status == "stopped" and snap.reason == "budget"
+    assert 0 < snap.steps[-1] < 2500
+    assert json.loads(card_path(snap.saved_path).read_text())["training"]["threads"] == 1
+    assert _saved_pairs(user_models_dir()) == ["time-budget"]
+    assert TrainingSlot().holder() is None
+
+
+def test_a_job_whose_page_has_gone_stops_and_saves():
+    job = LiveTraining(LONG, "orphan", TrainingBudget(seconds=None, heartbeat_s=2)).start()
+    deadline = time.monotonic() + 90
+    while not job.snapshot().steps and time.monotonic() < deadline:  # the page polls: it trains
+        time.sleep(0.05)
+    snap = _wait(job)  # nobody polls any more
+    assert snap.status == "stopped" and snap.reason == "heartbeat" and 0 < snap.steps[-1] < 2500
+    assert _saved_pairs(user_models_dir()) == ["orphan"]
+    assert [e.name for e in list_models(("ff",)) if not e.shipped] == ["orphan"]
+
+
+SERVER = textwrap.dedent("""
+    import signal, sys, time
+    from ae.live_training import LiveTraining, TrainingBudget
+    from ae.train import TrainSettings
+
+    def main():
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # like Streamlit: stop, then exit normally
+        job = LiveTraining(TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu"),
+                           "shutdown", TrainingBudget(heartbeat_s=None)).start()
+        while not job.snapshot().steps:
+            time.sleep(0.05)
+        print("training", job.pid, flush=True)
+        while True:
+            time.sleep(0.1)
+
+    if __name__ == "__main__":
+        main()
+""")
+
+
+@pytest.mark.parametrize("how", ["sigterm-server", "sigterm-group", "sigkill-server"])
+def test_server_shutdown_stops_training_cleanly(tmp_path, how):
+    """SIGTERM to the server (its exit stops the job), to the whole process group (Ctrl-C,
+    container stop), or SIGKILL to the server (the job notices its parent has gone)."""
+    script = tmp_path / "server.py"
+    script.write_text(SERVER)
+    server = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=_env(), start_new_session=True)
+    try:
+        line = _read_line(server)
+        assert line.startswith("training"), line + server.stderr.read()
+        child = int(line.split()[1])
+        {"sigterm-server": lambda: server.send_signal(signal.SIGTERM),
+         "sigterm-group": lambda: os.killpg(server.pid, signal.SIGTERM),
+         "sigkill-server": lambda: server.kill()}[how]()
+        _, err = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert _gone(child, 60), "the training process outlived its server"
+    assert "terminate called" not in err and "Traceback" not in err, err
+    if how != "sigkill-server":
+        assert server.returncode == 0, err
+    assert _saved_pairs(user_models_dir()) == ["shutdown"]  # it had trained: it saved, completely
+    card = json.loads(card_path(user_models_dir() / "shutdown.safetensors").read_text())
+    expected = {"sigterm-server": {"shutdown"}, "sigterm-group": {"shutdown", "signal"}, "sigkill-server": {"parent"}}
+    assert card["stop_reason"] in expected[how] and card["training"]["stopped_early"]
+    assert TrainingSlot().holder() is None
