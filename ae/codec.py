@@ -218,12 +218,6 @@ class PointCoder:
         if again != body:
             raise CodecError("The payload body is not a valid encoding (corrupt or truncated).")
 
-    def decode_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray:
-        """Inverse of encode_stream for `count` digits, (count,D) symbols; raises CodecError
-        unless `body` is exactly what encode_stream writes for them."""
-        self.verify_stream(body, count, trim)
-        return np.concatenate(list(self.decode_chunks(body, count))) - MAX_SYMBOL
-
     def _decodes_to(self, body: bytes, shifted: np.ndarray) -> bool:
         try:
             return bool(np.array_equal(np.concatenate(list(self.decode_chunks(body, len(shifted)))), shifted))
