@@ -5,6 +5,7 @@ Images are (B, 1, 28, 28) float tensors in [0, 1]; latents are (B, latent_dim).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -14,6 +15,21 @@ import torch.nn.functional as F
 IMAGE_SIDE = 28
 NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784
 NUM_CLASSES = 10
+MNIST_MEAN_PIXEL = 0.1307  # the average brightness of an MNIST digit image (ink 1, background 0)
+
+
+def start_at_mean_pixel(output_layer: nn.Module) -> None:
+    """Make an untrained autoencoder output the average digit brightness instead of 0.5 grey.
+
+    Why: with PyTorch's default initialisation the output is sigmoid(~0) = 0.5 everywhere and
+    hardly depends on the input, so every output weight's first gradient says "darker". Adam takes
+    that step at full size for all of them together and its momentum carries the logits far past
+    the mean into saturation (-7 after 21 steps at lr 1e-3; -500 at lr 3e-3), where
+    sigmoid' ~ 0 and no gradient reaches the encoder: the black-square solution, loss ~0.10,
+    that never recovers. Starting at the mean there is no common direction left to overshoot in.
+    Only new training is affected: loaded weights overwrite it.
+    """
+    nn.init.constant_(output_layer.bias, math.log(MNIST_MEAN_PIXEL / (1 - MNIST_MEAN_PIXEL)))
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,7 @@ class FeedforwardAE(nn.Module):
             nn.Linear(config.latent_dim, h), nn.ReLU(),
             nn.Linear(h, NUM_PIXELS),
         )
+        start_at_mean_pixel(self.decoder[-1])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)  # (B,1,28,28) -> (B,D)
@@ -100,6 +117,7 @@ class ConvAE(nn.Module):
                 dec.append(nn.ReLU())
         self.fc_decode = nn.Linear(config.latent_dim, flat)
         self.decoder = nn.Sequential(*dec)
+        start_at_mean_pixel(self.decoder[-1])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)  # (B,1,28,28) -> (B,D)
