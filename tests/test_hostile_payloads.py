@@ -129,6 +129,29 @@ def test_a_multi_chunk_container_round_trips_and_keeps_one_stream(coder, sample,
         decompress(payload, [coder])
 
 
+def reference_body(coder: PointCoder, symbols: np.ndarray, chunk: int) -> bytes:
+    """The container layout written out directly: chunks of `chunk` digits, dimension-major inside."""
+    import constriction
+    encoder = constriction.stream.queue.RangeEncoder()
+    shifted = symbols + MAX_SYMBOL
+    for start in range(0, len(shifted), chunk):
+        for d, model in enumerate(coder.categoricals):
+            encoder.encode(np.ascontiguousarray(shifted[start:start + chunk, d]), model)
+    return encoder.get_compressed().astype(">u4").tobytes()
+
+
+def test_container_bodies_follow_the_documented_layout(coder, sample):
+    """Up to CHUNK_DIGITS digits the body is the one dimension-major stream of before; beyond,
+    one stream over successive chunks."""
+    symbols = np.concatenate([coder.symbols(sample.images)] * 3)
+    for count in (2, 300, codec.CHUNK_DIGITS, codec.CHUNK_DIGITS + 1, 2500):
+        payload = compress_symbols(symbols[:count], coder)
+        body = payload[parse_header(payload)[3]:]
+        assert body == reference_body(coder, symbols[:count], codec.CHUNK_DIGITS)
+        if count <= codec.CHUNK_DIGITS:
+            assert body == reference_body(coder, symbols[:count], count)
+
+
 def test_a_truncated_multi_chunk_container_is_refused(coder, sample, monkeypatch):
     monkeypatch.setattr(codec, "CHUNK_DIGITS", 16)
     payload = compress(sample.images[:100], coder)
