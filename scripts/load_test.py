@@ -122,6 +122,18 @@ async def check_page(page, session: Session, where: str) -> None:
         session.failures.append(f"{where}: exception on the page: {problem}")
 
 
+SCREENSHOTS: Path | None = None  # --screenshots: where a page is saved when a wait fails
+
+
+async def screenshot(page, name: str) -> None:
+    if SCREENSHOTS is not None:
+        try:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=10_000)
+        except Exception:
+            pass  # a missing picture must not end the run
+
+
 async def draw_stroke(page, box, points, moves_per_segment: int = 12) -> None:
     def at(p):
         return box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"]
@@ -160,6 +172,7 @@ async def drawing_session(browser, url: str, session: Session, digits: list[str]
                 except Exception as exc:  # Playwright's TimeoutError, or the page went away
                     session.failures.append(f"digit {d + 1} ({digit}): stroke did not settle: {type(exc).__name__}")
                     seconds = None
+                    await screenshot(page, f"{session.name}-digit{d + 1}-stroke-timeout")
                 session.events.append(Event("stroke", up_wall, up_wall + (seconds or step_timeout), seconds,
                                             first=not any(e.kind == "stroke" for e in session.events)))
                 await check_page(page, session, f"digit {d + 1}")
@@ -173,6 +186,7 @@ async def drawing_session(browser, url: str, session: Session, digits: list[str]
                 except Exception as exc:
                     session.failures.append(f"clear after digit {d + 1} did not settle: {type(exc).__name__}")
                     seconds = None
+                    await screenshot(page, f"{session.name}-clear{d + 1}-timeout")
                 session.events.append(Event("clear", click_wall, click_wall + (seconds or step_timeout), seconds))
                 canvas = page.locator(CANVAS)  # a new canvas (the app clears it by changing its key)
                 await canvas.wait_for(timeout=step_timeout * 1000)
@@ -492,7 +506,10 @@ def main(argv=None) -> int:
     p.add_argument("--step-timeout", type=float, default=90, help="longest wait for one page load, stroke or clear (s)")
     p.add_argument("--timeout", type=float, default=900, help="the whole run, server start included (s)")
     p.add_argument("--json", help="also write the figures and every measurement to this file")
+    p.add_argument("--screenshots", help="save the page here when one of its waits fails")
     args = p.parse_args(argv)
+    global SCREENSHOTS
+    SCREENSHOTS = Path(args.screenshots) if args.screenshots else None
     if args.sessions < 1 or args.digits < 1 or (args.url is None and not 1 <= args.replicas <= 16):
         p.error("--sessions and --digits must be at least 1, --replicas 1 to 16")
     if not os.path.exists(CHROMIUM):
