@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 from ae.errors import NothingDrawn, PreprocessError
 from ae.models import IMAGE_SIDE
@@ -19,8 +22,41 @@ from ae.models import IMAGE_SIDE
 DIGIT_BOX = 20  # MNIST fits each digit's longer side into 20 px
 INK_THRESHOLD = 0.15  # a pixel at least this bright (0..1) counts as ink
 MIN_INK_FRACTION = 0.0005  # fewer ink pixels than this share of the image: nothing drawn
-MAX_UPLOAD_PIXELS = 40_000_000  # refuse larger images before decoding them
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+
+# Uploads: the formats a digit photo or scan comes in, and per format the largest file and the
+# most pixels accepted, so the worst upload decodes in well under 0.5 s and 150 MB (measured with
+# scripts/upload_costs.py). Decoding costs CPU per compressed byte (progressive JPEG ~45 ms/MB,
+# lossy WebP and AVIF ~85 ms/MB, the others ~25 ms/MB) and memory per pixel (at most 4 bytes for
+# PNG, TIFF, BMP and GIF; ~6 for progressive JPEG's coefficients; ~10 for AVIF and ~16 for WebP,
+# which decode into several full-size buffers). JPEG XL is left out on purpose: its plugin
+# (pillow-jxl) decodes the whole image while opening it, before the size can be checked.
+UPLOAD_LIMITS = {  # format: (max bytes, max pixels)
+    "PNG": (10 * 2**20, 4096 * 4096),
+    "JPEG": (6 * 2**20, 4096 * 4096),  # a 12-megapixel phone photo is 2-6 MB
+    "WEBP": (3 * 2**20, 6_000_000),
+    "GIF": (10 * 2**20, 4096 * 4096),
+    "BMP": (10 * 2**20, 4096 * 4096),
+    "TIFF": (10 * 2**20, 4096 * 4096),
+    "AVIF": (3 * 2**20, 10_000_000),
+}
+UPLOAD_FORMATS = tuple(UPLOAD_LIMITS)
+UPLOAD_FORMAT_NAMES = "PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF"
+MAX_UPLOAD_BYTES = max(size for size, _ in UPLOAD_LIMITS.values())
+MAX_UPLOAD_PIXELS = max(pixels for _, pixels in UPLOAD_LIMITS.values())
+MAX_UPLOAD_SIDE = 8192  # decoders pay per row too: a 1x16,000,000 PNG takes seconds
+# TIFF codecs whose cost stays proportional to the pixels (libtiff also has LZMA, JPEG, WebP...).
+TIFF_COMPRESSIONS = ("raw", "packbits", "tiff_lzw", "tiff_deflate", "tiff_adobe_deflate",
+                     "tiff_ccitt", "group3", "group4")
+MAX_TIFF_ENTRIES = 256  # tags in a TIFF's directory (a scanner writes ~20)
+MAX_TIFF_VALUES = 16384  # values in one tag, e.g. strips (one per row of 8192 rows, two bands)
+WORK_SIDE = 1024  # larger images are box-averaged down to this long side: plenty for a 20 px digit
+TILE_PIXELS = 1 << 20  # large images are converted to grey this many pixels at a time
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+EXIF_TRANSPOSE = {  # EXIF orientation -> the transposition that shows the image upright
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -83,14 +119,13 @@ def drawing_to_digit(canvas: np.ndarray) -> np.ndarray:
     return ink_to_digit(to_grey(canvas))
 
 
-def _open_image(source) -> Image.Image:
-    if isinstance(source, Image.Image):
-        return source
+def _read_upload(source) -> bytes:
     if isinstance(source, (str, os.PathLike)):
         try:
-            data = open(source, "rb").read(MAX_UPLOAD_BYTES + 1)
+            with open(source, "rb") as f:
+                data = f.read(MAX_UPLOAD_BYTES + 1)
         except OSError as exc:
-            raise PreprocessError(f"Cannot read {source}: {exc.strerror or exc}.") from None
+            raise PreprocessError(f"Cannot read the file: {exc.strerror or exc}.") from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:  # a file-like object, such as Streamlit's UploadedFile
@@ -99,36 +134,73 @@ def _open_image(source) -> Image.Image:
         raise PreprocessError("The file is empty.")
     if len(data) > MAX_UPLOAD_BYTES:
         raise PreprocessError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: use a smaller image.")
+    return data
+
+
+def _check_tiff_directory(data: bytes) -> None:
+    """Pillow makes a Python object for every strip or tile a TIFF lists while opening it: a
+    10 MB file listing a million strips costs ~10 s and 400 MB. Read the first directory's
+    entry counts first and refuse oversized ones (and BigTIFF, which this check cannot read)."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None:
+        return  # not a TIFF: Pillow decides
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise PreprocessError(f"The image is {img.width}x{img.height} pixels: too large to process.")
-            img.load()
-    except PreprocessError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PreprocessError("The image has too many pixels: too large to process.") from None
-    except UnidentifiedImageError:
-        raise PreprocessError("This file is not an image that can be read (PNG, JPEG, WebP, GIF, BMP, ...).") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise PreprocessError(f"The image file is damaged or truncated ({exc}).") from None
+        (magic, ifd) = struct.unpack(order + "HI", data[2:8])
+        if magic != 42:  # BigTIFF (43) or a byte order Pillow guesses at
+            raise PreprocessError("This kind of TIFF is not supported: save the image as PNG.")
+        (entries,) = struct.unpack(order + "H", data[ifd:ifd + 2])
+        counts = [struct.unpack(order + "I", data[ifd + 6 + 12 * i:ifd + 10 + 12 * i])[0]
+                  for i in range(min(entries, MAX_TIFF_ENTRIES + 1))]
+    except struct.error:
+        raise PreprocessError("The TIFF file is damaged or truncated.") from None
+    if entries > MAX_TIFF_ENTRIES or max(counts, default=0) > MAX_TIFF_VALUES:
+        raise PreprocessError("The TIFF file lists too many strips, tiles or tag values: save the image as PNG.")
+
+
+def _open_image(data: bytes) -> Image.Image:
+    """Identify the upload among the accepted formats and check its cost, before decoding it."""
+    _check_tiff_directory(data)
+    img = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
+    max_bytes, max_pixels = UPLOAD_LIMITS[img.format if img.format in UPLOAD_LIMITS else "JPEG"]  # MPO is a JPEG
+    if img.width * img.height > max_pixels or max(img.size) > MAX_UPLOAD_SIDE:
+        raise PreprocessError(f"The image is {img.width}x{img.height} pixels: too large to process "
+                              f"(at most {max_pixels / 1e6:.0f} megapixels for {img.format}, and "
+                              f"{MAX_UPLOAD_SIDE} pixels a side). Use a smaller image.")
+    if len(data) > max_bytes:
+        raise PreprocessError(f"The file is larger than {max_bytes // 2**20} MB, the most accepted for "
+                              f"{img.format}: use a smaller image or save it as PNG.")
+    if any(tile[0] == "bmp_rle" for tile in img.tile):
+        # Pillow decodes run-length BMPs in Python: seconds for a small crafted file.
+        raise PreprocessError("Run-length compressed BMP files are not supported: save the image as PNG.")
+    if img.format == "TIFF" and img.info.get("compression") not in TIFF_COMPRESSIONS:
+        raise PreprocessError(f"TIFF files compressed with {img.info.get('compression')!r} are not supported: "
+                              f"save the image as PNG.")
+    if isinstance(img, JpegImageFile) and max(img.size) > WORK_SIDE:
+        img.draft(None, (WORK_SIDE, WORK_SIDE))  # libjpeg decodes at 1/2, 1/4 or 1/8 scale: cheap
+    img.load()
     return img
 
 
-def image_to_array(img: Image.Image) -> np.ndarray:
-    """Any PIL mode (palette, 16-bit, CMYK, with alpha...) -> (H,W) float in [0,1];
-    the first frame of an animation; EXIF rotation applied."""
-    try:
-        img.seek(0)
-    except EOFError:
-        pass
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if a.max(initial=0) > 255 else 255.0
-        return np.clip(a / top, 0, 1)
+def _decoder_failure(exc: Exception) -> PreprocessError:
+    """A readable message for whatever a decoder raised on a damaged or hostile file."""
+    if isinstance(exc, UnidentifiedImageError):
+        return PreprocessError(f"This file is not an image that can be read here: use {UPLOAD_FORMAT_NAMES}.")
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return PreprocessError("The image has too many pixels: too large to process.")
+    if isinstance(exc, MemoryError):
+        return PreprocessError("The image needs more memory to decode than this server allows: use a smaller image.")
+    if isinstance(exc, (OSError, ValueError, SyntaxError, EOFError)):
+        reason = (str(exc).strip().splitlines() or [""])[0][:120]
+        if "<" not in reason and reason:  # skip reprs such as <_io.BytesIO object at 0x...>
+            return PreprocessError(f"The image file is damaged or truncated ({reason}).")
+    return PreprocessError(f"The image file is damaged or truncated (its decoder failed with {type(exc).__name__}).")
+
+
+def _frame_to_grey(img: Image.Image, top: float) -> np.ndarray:
+    """(A strip of) a decoded image in any mode -> (H,W) float32 in [0,1]. `top` is the white
+    level of high-bit modes (255 or 65535), judged on the whole image."""
+    if img.mode in HIGH_BIT_MODES:
+        return np.clip(np.nan_to_num(np.asarray(img, dtype=np.float32) / top), 0, 1)
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
         # Flatten onto white: a transparent background reads as paper, like a scanned page.
@@ -136,6 +208,62 @@ def image_to_array(img: Image.Image) -> np.ndarray:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def _reduced_tile(tile: Image.Image, factor: int, top: float) -> np.ndarray:
+    if tile.mode in HIGH_BIT_MODES:
+        return np.asarray(Image.fromarray(_frame_to_grey(tile, top), "F").reduce(factor))
+    if tile.mode in ("1", "P", "PA"):  # palette indices and bits cannot be averaged
+        has_alpha = tile.mode == "PA" or "transparency" in tile.info
+        tile = tile.convert("RGBA" if has_alpha else "L")
+    # 8-bit boxes are averaged before the grey conversion (cheaper; with alpha Pillow averages
+    # premultiplied colours, so flattening onto white afterwards gives the same grey).
+    return _frame_to_grey(tile.reduce(factor), top)
+
+
+def _shrunk_grey(img: Image.Image, factor: int, top: float) -> np.ndarray:
+    """Grey image box-averaged by `factor`, a tile at a time (whole boxes, about TILE_PIXELS
+    each), so no full-size copy of the image ever exists, whatever its shape."""
+    w, h = img.size
+    step = factor * max(1, int(TILE_PIXELS ** 0.5) // factor)
+    rows = [np.concatenate([_reduced_tile(img.crop((x, y, min(x + step, w), min(y + step, h))), factor, top)
+                            for x in range(0, w, step)], axis=1)
+            for y in range(0, h, step)]
+    return np.concatenate(rows)
+
+
+def image_to_array(img: Image.Image) -> np.ndarray:
+    """Any PIL mode (palette, 16-bit, CMYK, with alpha...) -> (H,W) float in [0,1], at most
+    WORK_SIDE px on the long side; the first frame of an animation; EXIF rotation applied."""
+    try:
+        img.seek(0)
+    except EOFError:
+        pass
+    img.load()
+    orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    top = 255.0
+    if img.mode in HIGH_BIT_MODES:
+        top = 65535.0 if img.getextrema()[1] > 255 else 255.0
+    factor = -(-max(img.size) // WORK_SIDE)
+    grey = _frame_to_grey(img, top) if factor == 1 else _shrunk_grey(img, factor, top)
+    if orientation in EXIF_TRANSPOSE:
+        grey = np.asarray(Image.fromarray(grey, "F").transpose(EXIF_TRANSPOSE[orientation]))
+    return grey
+
+
+def upload_to_grey(source) -> np.ndarray:
+    """An uploaded image (path, bytes, file object or PIL image) -> (H,W) grey float in [0,1],
+    at most WORK_SIDE px on the long side. Every decoder failure becomes a PreprocessError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on damaged metadata: not for the user
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = source if isinstance(source, Image.Image) else _open_image(_read_upload(source))
+            return image_to_array(img)
+    except PreprocessError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (decoders of hostile files raise anything: struct.error, ZeroDivisionError...)
+        raise _decoder_failure(exc) from None
 
 
 def photo_to_ink(grey: np.ndarray) -> np.ndarray:
@@ -149,4 +277,9 @@ def photo_to_ink(grey: np.ndarray) -> np.ndarray:
 
 def image_file_to_digit(source) -> np.ndarray:
     """An uploaded image (path, bytes, file object or PIL image) -> (28,28) digit."""
-    return ink_to_digit(photo_to_ink(image_to_array(_open_image(source))))
+    try:
+        return ink_to_digit(photo_to_ink(upload_to_grey(source)))
+    except PreprocessError as exc:
+        if isinstance(source, (str, os.PathLike)):  # a command line names several files: say which
+            raise type(exc)(f"{Path(source).name}: {exc}") from None
+        raise

@@ -116,3 +116,177 @@ def test_huge_image_is_refused_before_decoding():
     huge = encode(Image.new("1", (10_000, 10_000), 1), "PNG")
     with pytest.raises(PreprocessError, match="too large"):
         image_file_to_digit(huge)
+
+
+# ---- hostile and oversized uploads: always a PreprocessError, in bounded time and memory ----
+
+import struct  # noqa: E402
+
+from ae import preprocess  # noqa: E402
+
+
+def paper_digit(width=120, height=90, mode="L"):
+    return Image.fromarray(dark_on_light((width, height))).convert(mode)
+
+
+def blp_with_unsupported_compression() -> bytes:
+    # A 64x64 BLP1 header whose compression Pillow's decoder refuses with BLPFormatError.
+    return b"BLP1" + struct.pack("<iIIIii", 5, 0, 64, 64, 4, 0) + bytes(256)
+
+
+@pytest.mark.parametrize("fmt", ["BLP", "ICO", "PCX", "TGA", "PPM", "QOI", "SGI", "DDS", "JPEG2000"])
+def test_formats_outside_the_whitelist_are_refused(fmt):
+    data = encode(Image.new("P" if fmt == "BLP" else "RGB", (16, 16)), fmt)
+    assert Image.open(io.BytesIO(data)).format == fmt  # Pillow itself would open it
+    with pytest.raises(PreprocessError, match="not an image that can be read here.*PNG, JPEG"):
+        image_file_to_digit(data)
+
+
+def test_a_file_that_pillow_would_decode_as_blp_is_refused():
+    with pytest.raises(Exception, match="BLP"):  # what Pillow alone does with it
+        Image.open(io.BytesIO(blp_with_unsupported_compression())).load()
+    with pytest.raises(PreprocessError, match="not an image that can be read here"):
+        image_file_to_digit(blp_with_unsupported_compression())
+
+
+def test_jpeg_xl_is_refused_even_when_its_plugin_is_loaded():
+    pytest.importorskip("pillow_jxl")
+    with pytest.raises(PreprocessError, match="not an image that can be read here"):
+        image_file_to_digit(encode(paper_digit(mode="RGB"), "JXL"))
+
+
+def seed_files():
+    img = paper_digit(48, 40)
+    return {
+        "png": encode(img, "PNG"), "png-rgba-interlaced": encode(img.convert("RGBA"), "PNG", interlace=1),
+        "jpeg": encode(img.convert("RGB"), "JPEG"), "jpeg-progressive": encode(img, "JPEG", progressive=True),
+        "gif": encode(img, "GIF", save_all=True, append_images=[img]), "webp": encode(img, "WEBP"),
+        "webp-lossless": encode(img, "WEBP", lossless=True), "bmp": encode(img, "BMP"),
+        "tiff-lzw": encode(img, "TIFF", compression="tiff_lzw"), "tiff-cmyk": encode(img.convert("CMYK"), "TIFF"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(seed_files()))
+def test_truncated_or_bit_flipped_files_give_a_preprocess_error_and_nothing_else(name):
+    data = seed_files()[name]
+    rng = np.random.default_rng(sum(map(ord, name)))
+    cases = [data[:k] for k in rng.integers(0, len(data), 25)]
+    for _ in range(60):
+        flipped = bytearray(data)
+        for i in rng.integers(0, len(data), rng.integers(1, 4)):
+            flipped[i] ^= 1 << int(rng.integers(0, 8))
+        cases.append(bytes(flipped))
+    for case in cases:
+        try:
+            digit = image_file_to_digit(case)
+        except PreprocessError as exc:
+            assert str(exc) and "/" not in str(exc)  # a message, and no server path in it
+        else:
+            assert digit.shape == (28, 28)  # a flip in metadata may leave the picture readable
+
+
+@pytest.mark.parametrize("error", [struct.error("unpack requires a buffer"), ZeroDivisionError("division by zero"),
+                                   MemoryError(), EOFError(), IndexError("list index out of range"),
+                                   RuntimeError("<_io.BytesIO object at 0x7f00>")])
+def test_any_exception_a_decoder_raises_becomes_a_readable_message(monkeypatch, error):
+    from PIL import PngImagePlugin
+
+    def broken_load(self):
+        raise error
+    data = encode(paper_digit(), "PNG")
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", broken_load)
+    with pytest.raises(PreprocessError) as caught:
+        image_file_to_digit(data)
+    message = str(caught.value)
+    assert ("memory" if isinstance(error, MemoryError) else "damaged") in message and "0x7f" not in message
+
+
+def test_run_length_bmp_and_costly_tiff_codecs_are_refused():
+    header = struct.pack("<IiiHHIIiiII", 40, 16, 16, 1, 8, 1, 4, 0, 0, 256, 0)  # 16x16, BI_RLE8
+    rle_bmp = b"BM" + struct.pack("<IHHI", 14 + 40 + 1024 + 4, 0, 0, 14 + 40 + 1024) + header + bytes(1024) + b"\0\1\0\0"
+    with pytest.raises(PreprocessError, match="Run-length"):
+        image_file_to_digit(rle_bmp)
+    with pytest.raises(PreprocessError, match="'jpeg' are not supported"):
+        image_file_to_digit(encode(paper_digit(), "TIFF", compression="jpeg"))
+
+
+def test_a_tiff_listing_a_million_strips_is_refused_before_pillow_parses_it():
+    # Pillow would build a million tiles (seconds, hundreds of MB) while opening a 10 MB file like it.
+    entries = [(256, 4, 1, 64), (257, 4, 1, 64), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1_000_000, 200), (278, 4, 1, 1), (279, 4, 1_000_000, 200)]
+    tiff = b"II*\0" + struct.pack("<IH", 8, len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries)
+    with pytest.raises(PreprocessError, match="too many strips"):
+        image_file_to_digit(tiff + bytes(4 + 100))
+
+
+def test_images_too_large_or_too_long_a_side_are_refused_before_decoding(monkeypatch):
+    decoded = []
+    monkeypatch.setattr(preprocess, "image_to_array", lambda img: decoded.append(img) or 1 / 0)
+    with pytest.raises(PreprocessError, match="too large"):
+        image_file_to_digit(encode(Image.new("1", (1, preprocess.MAX_UPLOAD_SIDE + 1)), "PNG"))
+    width, pixels = 2000, preprocess.UPLOAD_LIMITS["WEBP"][1]
+    with pytest.raises(PreprocessError, match="too large.*WEBP"):
+        image_file_to_digit(encode(Image.new("L", (width, pixels // width + 1), 255), "WEBP", lossless=True))
+    assert decoded == []
+
+
+def test_each_format_has_its_own_file_size_limit(monkeypatch):
+    jpeg = encode(paper_digit(mode="RGB"), "JPEG")
+    monkeypatch.setitem(preprocess.UPLOAD_LIMITS, "JPEG", (len(jpeg) - 1, 4096 * 4096))
+    with pytest.raises(PreprocessError, match="most accepted for JPEG"):
+        image_file_to_digit(jpeg)
+    image_file_to_digit(encode(paper_digit(), "PNG"))  # other formats keep theirs
+
+
+def test_a_big_mostly_black_image_is_shrunk_before_any_float_conversion(monkeypatch):
+    small = np.zeros((750, 1000), np.uint8)
+    small[150:600, 450:520] = 255  # a light bar on black
+    big = np.kron(small, np.ones((4, 4), np.uint8))  # the same picture at 4000x3000
+    converted = []
+    real = preprocess._frame_to_grey
+    monkeypatch.setattr(preprocess, "_frame_to_grey", lambda img, top: converted.append(img.size) or real(img, top))
+    digit = image_file_to_digit(encode(Image.fromarray(big), "PNG"))
+    assert max(w * h for w, h in converted) <= preprocess.TILE_PIXELS  # never a full-size float copy
+    reference = image_file_to_digit(encode(Image.fromarray(small), "PNG"))
+    assert digit.max() > 0.9 and np.abs(digit - reference).max() < 0.05
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale():
+    big = np.kron(dark_on_light((1000, 750)), np.ones((4, 4), np.uint8))
+    data = encode(Image.fromarray(big), "JPEG", quality=90)
+    assert max(preprocess._open_image(data).size) <= 2 * preprocess.WORK_SIDE  # libjpeg's draft scaling
+    reference = image_file_to_digit(encode(Image.fromarray(dark_on_light((1000, 750))), "PNG"))
+    assert np.abs(image_file_to_digit(data) - reference).max() < 0.1
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
+def test_normal_images_give_exactly_the_full_resolution_result(mode):
+    # Below WORK_SIDE nothing is shrunk: the digit is the one computed from every pixel.
+    base = paper_digit(900, 700)
+    img = Image.fromarray(np.asarray(base).astype(np.uint16) * 257) if mode == "I;16" else base.convert(mode)
+    grey = np.asarray(base, dtype=np.float32) / 255.0
+    expected = preprocess.ink_to_digit(preprocess.photo_to_ink(grey))
+    assert np.array_equal(image_file_to_digit(encode(img, "PNG")), expected)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_pillow_does(orientation):
+    from PIL import ImageOps
+    img = paper_digit(90, 60)
+    img.paste(20, (5, 5, 25, 15))  # an off-centre blob, so every transposition looks different
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(img, "PNG", exif=exif)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    assert np.array_equal(image_file_to_digit(data), image_file_to_digit(encode(upright, "PNG")))
+
+
+def test_cli_compress_refuses_an_odd_file_with_error_and_exit_2(tmp_path, capsys):
+    from ae.cli import main
+    odd = tmp_path / "digit.png"  # any name: the content decides
+    odd.write_bytes(blp_with_unsupported_compression())
+    out = tmp_path / "x.aez"
+    assert main(["compress", str(odd), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "digit.png" in err and "Traceback" not in err
+    assert not out.exists()
