@@ -2,6 +2,7 @@
 
 Start it with `streamlit run app.py` (or `bash scripts/app.sh`)."""
 import logging
+import os
 import sys
 
 import streamlit as st
@@ -100,6 +101,11 @@ with timed_run(ctx.session_id if ctx else "-", navigation.title, "page"):
             starting = st.empty()
             starting.info("Starting up: loading PyTorch and the models (a few seconds, once per server)…",
                           icon=":material/hourglass_top:")
+            import torch
+
+            # One torch thread per script run: the models are tiny, so a second thread mostly
+            # waits (measured: 2 threads cost more CPU per digit), and sessions run side by side.
+            torch.set_num_threads(max(1, int(os.environ.get("AE_TORCH_THREADS", "1"))))
             import app_pages.common  # noqa: F401  (the heavy imports every page shares)
             starting.empty()
         navigation.run()

@@ -1,5 +1,7 @@
 """What the app shows for a digit and an autoencoder: the latent, the reconstruction, how close
-it is (PSNR, SSIM) and what the classifier reads in it."""
+it is (PSNR, SSIM) and what the classifier reads in it; and `draw_view_data`, everything the
+Draw view shows for one digit as plain data (arrays, numbers, strings), so the app can cache it
+per digit and share it between sessions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +10,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ae.codec_link import CodecStatus, compress_digit
 from ae.display import as_digit_array
+from ae.errors import AEError
 from ae.metrics import psnr, ssim
+from ae.sizes import latent_representations, picture_psnr, pixel_representations
 
 
 @dataclass
@@ -67,3 +72,74 @@ class BatchReconstruction:
 def reconstruct_batch(model: nn.Module, images: torch.Tensor, classifier: nn.Module | None = None) -> BatchReconstruction:
     x_hat = model.decode(model.encode(images.to(_device(model)))).cpu()
     return BatchReconstruction(x_hat, psnr(x_hat, images), read_digits(classifier, x_hat) if classifier is not None else None)
+
+
+# ---- everything the Draw view shows for one digit ----
+
+@dataclass
+class SizedForm:
+    """One way to store the digit: `size` is len() of a payload that exists and decodes."""
+    name: str
+    size: int
+    note: str
+    decoded_psnr: float | None  # what the payload decodes back to, against the input digit
+
+
+@dataclass
+class CodedPayload:
+    """The digit through the entropy codec at one operating point (or why it could not be coded)."""
+    point: str
+    label: str
+    size: int | None = None  # len() of the payload, decoded again by the codec
+    decoded: np.ndarray | None = None  # (28,28) float32, what the receiver gets
+    psnr: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class AutoencoderView:
+    latent: np.ndarray  # (D,) float32
+    image: np.ndarray  # (28,28) float32 reconstruction
+    psnr: float
+    ssim: float
+    reading: Reading | None
+    forms: list[SizedForm]  # the latent as float32 and as 8-bit codes
+    coded: list[CodedPayload]  # codec points that code this architecture, if any
+
+
+@dataclass
+class DrawView:
+    digit: np.ndarray  # (28,28) float32, the input
+    pixel_forms: list[SizedForm]  # raw pixels and PNG
+    autoencoders: dict[str, AutoencoderView]  # by architecture, for the models given
+    coded: list[CodedPayload]  # the codec's own rate-distortion models
+
+
+def code_digit(status: CodecStatus, digit, point) -> CodedPayload:
+    try:
+        payload = compress_digit(status, digit, point.name)
+    except AEError as exc:
+        return CodedPayload(point.name, point.label, error=str(exc))
+    decoded = payload.decoded[0]
+    return CodedPayload(point.name, point.label, payload.size, decoded, picture_psnr(digit, decoded))
+
+
+def _autoencoder_view(model: nn.Module, arch: str, digit: np.ndarray, classifier: nn.Module | None,
+                      status: CodecStatus | None) -> AutoencoderView:
+    result = reconstruct_digit(model, digit, classifier)
+    forms = [SizedForm(r.name, r.size, r.note, r.psnr_against(digit))
+             for r in latent_representations(model, result.latent)]
+    coded = [code_digit(status, digit, p) for p in status.points_for(arch)] if status and status.available else []
+    return AutoencoderView(result.latent, result.image, result.psnr, result.ssim, result.reading, forms, coded)
+
+
+def draw_view_data(digit, models: dict[str, nn.Module | None], classifier: nn.Module | None = None,
+                   status: CodecStatus | None = None) -> DrawView:
+    """Both autoencoders, the classifier, every stored form's real size and the codec's payloads
+    for one digit. `models` maps an architecture to its model (None: not available)."""
+    digit = as_digit_array(digit)
+    pixel_forms = [SizedForm(r.name, r.size, r.note, None) for r in pixel_representations(digit)]
+    views = {arch: _autoencoder_view(model, arch, digit, classifier, status)
+             for arch, model in models.items() if model is not None}
+    coded = [code_digit(status, digit, p) for p in status.coded_model_points()] if status and status.available else []
+    return DrawView(digit, pixel_forms, views, coded)

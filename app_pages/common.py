@@ -2,19 +2,24 @@
 side-by-side view of both autoencoders. UI only: the computing happens in `ae`."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from ae.analysis import reconstruct_digit
+from ae import analysis
+from ae.analysis import AutoencoderView, CodedPayload, DrawView
 from ae.catalog import ModelEntry, list_models, shipped_entry
 from ae.codec_link import CodecStatus, codec_status, compress_digit
 from ae.data import dataset_available, load_digits
-from ae.display import digit_image
+from ae.display import as_digit_array, digit_image
 from ae.errors import AEError, NothingDrawn
 from ae.preprocess import drawing_to_digit, image_file_to_digit
+from ae.run_log import timed_run
 from ae.sample import load_sample
-from ae.sizes import RAW_DIGIT_BYTES, latent_representations, picture_psnr, pixel_representations
+from ae.sizes import RAW_DIGIT_BYTES
 from ae.weights import load_model
 
 ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
@@ -42,9 +47,15 @@ def load_or_explain(entry: ModelEntry):
         return None
 
 
+@st.cache_resource(show_spinner=False, ttl=60)
+def classifier_entry() -> ModelEntry | None:
+    # Its card is read from disk: once a minute is often enough (a rerun per stroke was not).
+    return shipped_entry("classifier")
+
+
 def classifier():
     """The shipped digit classifier, or None (the pages then skip 'what it reads')."""
-    entry = shipped_entry("classifier")
+    entry = classifier_entry()
     if entry is None:
         return None
     try:
@@ -93,6 +104,24 @@ def _warm_codec() -> None:
             compress_digit(status, np.zeros((28, 28), dtype=np.float32), point.name)
         except AEError:
             pass
+
+
+# ---- fragments that report their runs to the run log ----
+
+def timed_fragment(name: str):
+    """`st.fragment`, and each rerun of the fragment alone is one line "fragment:<name>" in the
+    run log (AE_RUN_LOG, see ae.run_log). Run as part of a whole page, it is counted in the
+    page's line."""
+    def decorate(func):
+        @functools.wraps(func)
+        def body(*args, **kwargs):
+            ctx = get_script_run_ctx()
+            if ctx is None or not ctx.fragment_ids_this_run:
+                return func(*args, **kwargs)
+            with timed_run(ctx.session_id, st.session_state.get("_run_log_page", ""), f"fragment:{name}"):
+                return func(*args, **kwargs)
+        return st.fragment(body)
+    return decorate
 
 
 # ---- model choice, remembered across pages ----
@@ -212,6 +241,26 @@ def choose_digit(key: str, sources=("Test set", "Draw", "Upload")) -> tuple[np.n
 
 # ---- charts ----
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _chart_template(arch: str, size: int, height: int) -> dict:
+    """latent_chart's validated figure for a zero latent of this size, as a dict (read-only)."""
+    return latent_chart(np.zeros(size, dtype=np.float32), arch, height).to_dict()
+
+
+def quick_latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
+    """The same figure as latent_chart, without plotly validating every property again (~10 ms
+    a figure, twice a stroke): the validated figure of a zero latent, this latent's values put in."""
+    template = _chart_template(arch, len(latent), height)
+    trace = dict(template["data"][0])
+    if trace["type"] == "heatmap":
+        side = int(round(len(latent) ** 0.5))
+        trace["z"] = latent.reshape(side, side)
+    else:
+        trace["y"] = latent
+        trace["marker"] = {**trace["marker"], "color": np.where(latent >= 0, "#ff4b4b", "#1f77b4")}
+    return go.Figure({**template, "data": [trace]}, _validate=False)
+
+
 def latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
     """196 FF neurons as a 14×14 heat map; other latents as bars (one per neuron)."""
     d = len(latent)
@@ -234,22 +283,50 @@ def latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
 
 # ---- the side-by-side view of both autoencoders ----
 
-def show_input_digit(digit, caption: str) -> None:
-    show_digit(digit, caption, 168)
-    reps = pixel_representations(digit)
-    st.table([{"form": r.name, "size": f"{r.size} B"} for r in reps], hide_index=True)
-    st.caption(" · ".join(f"{r.name}: {r.note}" for r in reps) + ".")
+@st.cache_data(show_spinner=False, max_entries=256, ttl=3600)
+def _draw_view(digit_bytes: bytes, model_keys: tuple, classifier_key, codec_key: tuple,
+               _models: dict, _classifier, _status: CodecStatus) -> DrawView:
+    # Keyed by the digit's bytes and what identifies each model file (path, mtime), so a rerun
+    # that shows the same digit (any session's) reuses it; the _-arguments are not hashed.
+    # st.cache_data hands every caller its own copy.
+    digit = np.frombuffer(digit_bytes, dtype=np.float32).reshape(28, 28)
+    return analysis.draw_view_data(digit, _models, _classifier, _status)
 
 
-def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> None:
+def draw_view(digit, models: dict[str, ModelEntry | None]) -> tuple[DrawView, dict[str, str]]:
+    """Everything the side-by-side view shows for this digit, computed once per digit and models;
+    and, by architecture, why a chosen model could not be loaded."""
+    loaded, errors = {}, {}
+    for arch, entry in models.items():
+        if entry is not None:
+            try:
+                loaded[arch] = load_entry(entry)
+            except AEError as exc:
+                errors[arch] = f"Cannot load {entry.name}: {exc}"
+    model_keys = tuple((arch, *models[arch].cache_key) for arch in sorted(loaded))
+    clf_entry, clf = classifier_entry(), classifier()
+    status = codec()
+    codec_key = (status.message, *(p.name for p in status.points))
+    view = _draw_view(as_digit_array(digit).tobytes(), model_keys,
+                      clf_entry.cache_key if clf is not None else None, codec_key, loaded, clf, status)
+    return view, errors
+
+
+def show_input_digit(view: DrawView, caption: str) -> None:
+    show_digit(view.digit, caption, 168)
+    st.table([{"form": f.name, "size": f"{f.size} B"} for f in view.pixel_forms], hide_index=True)
+    st.caption(" · ".join(f"{f.name}: {f.note}" for f in view.pixel_forms) + ".")
+
+
+def show_autoencoder(arch: str, entry: ModelEntry | None, result: AutoencoderView | None, key: str,
+                     error: str | None = None) -> None:
     st.subheader(SHORT_TITLES[arch])
     if entry is None:
         missing_model_note(arch)
         return
-    model = load_or_explain(entry)
-    if model is None:
+    if result is None:
+        st.error(error or f"Cannot load {entry.name}.")
         return
-    result = reconstruct_digit(model, digit, classifier())
     st.caption(f"model {entry.label}")
     left, right = st.columns([1, 1])
     show_digit(result.image, "reconstruction", 168, where=left, stretch=True)
@@ -258,40 +335,36 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, digit, key: str) -> No
     if result.reading is not None:
         right.metric("Classifier reads", f"{result.reading.label}", help="What the shipped digit classifier sees in the reconstruction.",
                      delta=f"{100 * result.reading.confidence:.0f}% sure", delta_color="off", delta_arrow="off")
-    st.plotly_chart(latent_chart(result.latent, arch), key=f"{key}_latent_{arch}",
+    st.plotly_chart(quick_latent_chart(result.latent, arch), key=f"{key}_latent_{arch}",
                     config={"displayModeBar": False})
     st.caption("The latent neurons for this digit (the 196 FF neurons as a 14×14 grid)." if arch == "ff"
                else "The latent neurons for this digit, one bar each.")
-    reps = latent_representations(model, result.latent)
-    rows = [{"form": r.name, "size": f"{r.size} B", "decoded PSNR": f"{r.psnr_against(digit):.1f} dB"} for r in reps]
-    notes = [f"{r.name}: {r.note}" for r in reps]
-    status = codec()
-    if status.available and status.points_for(arch):
-        for point in status.points_for(arch):
-            try:
-                payload = compress_digit(status, digit, point.name)
-            except AEError as exc:
-                st.warning(f"The codec could not code this digit at {point.name}: {exc}")
-                continue
-            rows.append({"form": f"coded ({point.name})", "size": f"{payload.size} B",
-                         "decoded PSNR": f"{picture_psnr(digit, payload.decoded[0]):.1f} dB"})
-            notes.append(f"coded ({point.name}): the whole payload, decoded by the codec")
+    rows = [{"form": f.name, "size": f"{f.size} B", "decoded PSNR": f"{f.decoded_psnr:.1f} dB"} for f in result.forms]
+    notes = [f"{f.name}: {f.note}" for f in result.forms]
+    for coded in result.coded:
+        if coded.error:
+            st.warning(f"The codec could not code this digit at {coded.point}: {coded.error}")
+            continue
+        rows.append({"form": f"coded ({coded.point})", "size": f"{coded.size} B",
+                     "decoded PSNR": f"{coded.psnr:.1f} dB"})
+        notes.append(f"coded ({coded.point}): the whole payload, decoded by the codec")
     st.table(rows, hide_index=True)
     st.caption("; ".join(notes) + ". Decoded PSNR: what each form decodes back to, against the input digit.")
 
 
 def side_by_side(digit, caption: str, models: dict[str, ModelEntry | None], key: str) -> None:
+    view, errors = draw_view(digit, models)
     cols = st.columns([0.8, 1.1, 1.1], gap="medium")
     with cols[0]:
         st.subheader("Input digit")
-        show_input_digit(digit, caption)
+        show_input_digit(view, caption)
     for col, arch in zip(cols[1:], ("ff", "cnn")):
         with col:
-            show_autoencoder(arch, models.get(arch), digit, key)
-    show_coded_payloads(digit)
+            show_autoencoder(arch, models.get(arch), view.autoencoders.get(arch), key, errors.get(arch))
+    show_coded_payloads(view.coded)
 
 
-def show_coded_payloads(digit) -> None:
+def show_coded_payloads(payloads: list[CodedPayload]) -> None:
     """The digit through the entropy codec at each operating point of its own coded model."""
     status = codec()
     st.subheader("Entropy-coded payloads")
@@ -299,27 +372,23 @@ def show_coded_payloads(digit) -> None:
         st.info(f"Codec not available: {status.message} Until it is, the sizes above (float32 and 8-bit "
                 f"latents) are the smallest forms shown.", icon=":material/info:")
         return
-    points = status.coded_model_points()
-    if not points:
+    if not payloads:
         st.caption("Every operating point codes one of the autoencoders above: see their tables.")
         return
     st.caption("The codec's rate–distortion autoencoder rounds its latent to integers and a range coder "
                "packs them; each size is the whole payload file a receiver needs (header included).")
-    per_row = min(len(points), 4)  # all of today's four points on one row
-    for start in range(0, len(points), per_row):
-        for col, point in zip(st.columns(per_row), points[start:start + per_row]):
+    per_row = min(len(payloads), 4)  # all of today's four points on one row
+    for start in range(0, len(payloads), per_row):
+        for col, coded in zip(st.columns(per_row), payloads[start:start + per_row]):
             with col.container(border=True):
-                try:
-                    payload = compress_digit(status, digit, point.name)
-                except AEError as exc:
-                    st.warning(f"{point.name}: {exc}")
+                if coded.error:
+                    st.warning(f"{coded.point}: {coded.error}")
                     continue
                 # Picture above the figures: four cards to a row leave no room side by side.
-                show_digit(payload.decoded[0], "decoded payload", 112)
-                st.metric(f"{point.name} payload", f"{payload.size} B", help=point.label,
-                          delta=f"{picture_psnr(digit, payload.decoded[0]):.1f} dB PSNR", delta_color="off",
-                          delta_arrow="off")
-                st.caption(f"{RAW_DIGIT_BYTES / payload.size:.0f}× smaller than the raw digit")
+                show_digit(coded.decoded, "decoded payload", 112)
+                st.metric(f"{coded.point} payload", f"{coded.size} B", help=coded.label,
+                          delta=f"{coded.psnr:.1f} dB PSNR", delta_color="off", delta_arrow="off")
+                st.caption(f"{RAW_DIGIT_BYTES / coded.size:.0f}× smaller than the raw digit")
 
 
 def pick_digit_set(key: str, where=None):

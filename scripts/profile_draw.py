@@ -1,0 +1,258 @@
+"""What one stroke on the Draw page costs the server, measured in a real browser.
+
+Starts `streamlit run app.py` on a free port (its own empty user models folder, AE_RUN_LOG set),
+drives one headless Chromium session (Playwright, /usr/bin/chromium) that draws N digits stroke
+by stroke on the Draw page, and prints per-stroke figures:
+
+- server run: the script/fragment runs the stroke caused, from the run log (ae/run_log.py):
+  wall time and the CPU time of the thread that ran them;
+- server process CPU: all CPU the server process used from mouse-down until the stroke's runs
+  ended and the page settled (receiving the drawing, torch's worker threads, serving the pictures
+  the page asks for), from /proc.
+
+    python scripts/profile_draw.py --digits 6
+    python scripts/profile_draw.py --cprofile      # in-process profile of one digit's Draw data
+
+The browser shares the machine's cores with the server, so judge the server by its CPU figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CANVAS = "[data-testid='stBidiComponentIsolated'] canvas.upper-canvas"
+SETTLE_S = 0.6  # a stroke's runs are over when the log has been quiet this long after one
+
+# Digits as strokes, each a polyline in fractions of the canvas (x right, y down).
+DIGIT_STROKES = [
+    [[(0.50, 0.18), (0.52, 0.82)]],  # 1
+    [[(0.30, 0.22), (0.70, 0.22)], [(0.70, 0.22), (0.42, 0.82)]],  # 7
+    [[(0.38, 0.18), (0.30, 0.56), (0.72, 0.56)], [(0.62, 0.20), (0.60, 0.84)]],  # 4
+    [[(0.30, 0.32), (0.45, 0.18), (0.65, 0.22), (0.66, 0.40), (0.30, 0.80), (0.72, 0.80)]],  # 2
+    [[(0.50, 0.18), (0.32, 0.35), (0.30, 0.62), (0.50, 0.82), (0.68, 0.62), (0.68, 0.35), (0.50, 0.18)]],  # 0
+    [[(0.32, 0.22), (0.66, 0.26), (0.48, 0.48)], [(0.48, 0.48), (0.70, 0.64), (0.52, 0.82), (0.30, 0.76)]],  # 3
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (from /proc, 10 ms ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_log(path: Path) -> list[dict]:
+    from ae.run_log import read_log as read
+
+    return read(str(path)) if path.exists() else []
+
+
+def wait_for_runs(log: Path, seen: int, timeout: float = 60.0) -> list[dict]:
+    """The new log lines once at least one arrived and the log has been quiet for SETTLE_S."""
+    deadline = time.monotonic() + timeout
+    last_change, count = None, seen
+    while time.monotonic() < deadline:
+        n = len(read_log(log))
+        if n != count:
+            count, last_change = n, time.monotonic()
+        elif last_change is not None and time.monotonic() - last_change >= SETTLE_S:
+            break
+        time.sleep(0.05)
+    return read_log(log)[seen:]
+
+
+def draw_polyline(page, box, points, steps: int = 12) -> None:
+    def at(x, y):
+        return box["x"] + x * box["width"], box["y"] + y * box["height"]
+
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for i in range(1, steps + 1):
+            page.mouse.move(*at(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps))
+    page.mouse.up()
+
+
+def start_server(port: int, env: dict, log_file) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).read() == b"ok":
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("streamlit did not start; see its log")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def summary(name: str, values: list[float], unit: str = "s") -> str:
+    if not values:
+        return f"{name:<34} (none)"
+    scale, fmt = (1000, "{:7.0f} ms") if unit == "ms" else (1, "{:7.3f} s")
+    return (f"{name:<34} p50 {fmt.format(pct(values, 0.5) * scale)}  p95 {fmt.format(pct(values, 0.95) * scale)}"
+            f"  mean {fmt.format(statistics.fmean(values) * scale)}  (n={len(values)})")
+
+
+def browser_profile(n_digits: int, keep_log: Path | None) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="profile_draw_"))
+    run_log = keep_log or work / "runs.jsonl"
+    run_log.unlink(missing_ok=True)
+    (work / "user_models").mkdir()
+    (work / "no_data").mkdir()
+    env = dict(os.environ, AE_RUN_LOG=str(run_log), AE_USER_MODELS_DIR=str(work / "user_models"),
+               AE_DATA_DIR=str(work / "no_data"))
+    port = free_port()
+    with open(work / "streamlit.log", "w+") as server_log:
+        proc = start_server(port, env, server_log)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                try:
+                    page = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+                    loaded = time.monotonic()
+                    page.goto(f"http://127.0.0.1:{port}/draw")
+                    canvas = page.locator(CANVAS)
+                    canvas.wait_for(timeout=60_000)
+                    expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=60_000)
+                    load_runs = wait_for_runs(run_log, 0)
+                    print(f"page load: {time.monotonic() - loaded:.1f} s to the hint; "
+                          f"{len(load_runs)} run(s), server CPU {sum(r['cpu_s'] for r in load_runs):.2f} s")
+                    box = canvas.bounding_box()
+                    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                    time.sleep(0.4)  # hovering moves the canvas toolbar out of the way
+                    strokes, clears = [], []
+                    for d in range(n_digits):
+                        for points in DIGIT_STROKES[d % len(DIGIT_STROKES)]:
+                            seen, cpu0 = len(read_log(run_log)), process_cpu_s(proc.pid)
+                            draw_polyline(page, box, points)
+                            runs = wait_for_runs(run_log, seen)
+                            strokes.append({"runs": runs, "process_cpu_s": process_cpu_s(proc.pid) - cpu0})
+                        expect(page.get_by_text("reconstruction", exact=True)).to_have_count(2, timeout=30_000)
+                        seen, cpu0 = len(read_log(run_log)), process_cpu_s(proc.pid)
+                        page.get_by_role("button", name="Clear the canvas").click()
+                        runs = wait_for_runs(run_log, seen)
+                        clears.append({"runs": runs, "process_cpu_s": process_cpu_s(proc.pid) - cpu0})
+                        # A cleared canvas is a new component: wait for it, then hover it again.
+                        expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=30_000)
+                        canvas.wait_for(timeout=30_000)
+                        time.sleep(0.5)
+                        box = canvas.bounding_box()
+                        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                        time.sleep(0.4)
+                    if page.locator("[data-testid='stException']").count():
+                        print("the page shows an exception:", page.locator("[data-testid='stException']").first.inner_text())
+                finally:
+                    browser.close()
+        finally:
+            stop(proc)
+        errors = [line for line in (work / "streamlit.log").read_text().splitlines() if "Traceback" in line]
+    report(strokes, clears, errors)
+    print(f"run log: {run_log}")
+
+
+def report(strokes: list[dict], clears: list[dict], errors: list[str]) -> None:
+    def per(items, key):
+        return [sum(r[key] for r in it["runs"]) for it in items]
+
+    kinds = sorted({r["what"] for it in strokes for r in it["runs"]})
+    print(f"\n{len(strokes)} strokes ({', '.join(kinds)} runs; "
+          f"{statistics.fmean(len(it['runs']) for it in strokes):.1f} run(s) per stroke)")
+    print(summary("stroke: server run wall", per(strokes, "wall_s"), "ms"))
+    print(summary("stroke: server run thread CPU", per(strokes, "cpu_s"), "ms"))
+    print(summary("stroke: server process CPU", [it["process_cpu_s"] for it in strokes], "ms"))
+    rest = strokes[1:]
+    print(summary("  the same after the first stroke", [it["process_cpu_s"] for it in rest], "ms"))
+    print(summary("clear: server run thread CPU", per(clears, "cpu_s"), "ms"))
+    if errors:
+        print(f"{len(errors)} traceback(s) in the server log")
+
+
+def cprofile_one_digit(top: int) -> None:
+    """Profile the Draw page's computing for one digit in this process (no Streamlit)."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    from ae.analysis import draw_view_data
+    from ae.catalog import list_models, shipped_entry
+    from ae.codec_link import codec_status
+    from ae.sample import load_sample
+    from ae.weights import load_model
+
+    torch.set_num_threads(1)  # as the app serves (app.py)
+    models = {e.arch: load_model(e.path) for e in list_models() if e.shipped}
+    entry = shipped_entry("classifier")
+    classifier = load_model(entry.path) if entry else None
+    status = codec_status()
+    digits = load_sample().images[:, 0].numpy()
+    draw_view_data(digits[0], models, classifier, status)  # warm: coders, first-call costs
+    started = time.perf_counter()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for digit in digits[1:11]:
+        draw_view_data(digit, models, classifier, status)
+    profiler.disable()
+    print(f"draw_view_data: {(time.perf_counter() - started) / 10 * 1000:.1f} ms per digit "
+          f"(10 test digits, under the profiler)\n")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--digits", type=int, default=6, help="digits to draw (each 1-2 strokes)")
+    parser.add_argument("--log", type=Path, help="keep the run log here")
+    parser.add_argument("--cprofile", action="store_true", help="profile one digit's computing in-process instead")
+    parser.add_argument("--top", type=int, default=30, help="functions to list with --cprofile")
+    args = parser.parse_args(argv)
+    if args.cprofile:
+        cprofile_one_digit(args.top)
+    else:
+        browser_profile(args.digits, args.log)
+
+
+if __name__ == "__main__":
+    main()
