@@ -1,5 +1,6 @@
 import torch
 
+from ae.data import Digits
 from ae.train import Trainer, TrainSettings, mean_loss
 
 
@@ -41,3 +42,33 @@ def test_classifier_trains_through_the_same_loop(sample):
     trainer = Trainer(TrainSettings(model="classifier", epochs=2, batch_size=100, report_every=100), sample)
     losses = [e.loss for e in trainer.run()]
     assert losses[-1] < losses[0]
+
+
+@torch.no_grad()
+def _reconstructions(trainer, images):
+    trainer.model.eval()
+    return trainer.model(images.to(trainer.device)).cpu()
+
+
+def test_cnn_does_not_collapse_to_the_all_background_image(sample):
+    # With the output starting at 0.5 grey, Adam overshot into a saturated all-black output
+    # within ~10 steps (loss stuck at the black image's ~0.10, identical reconstructions).
+    train, held_out = Digits(sample.images[:800], sample.labels[:800], "800 sample digits"), sample.images[800:]
+    trainer = Trainer(TrainSettings(model="cnn", epochs=10, batch_size=32, lr=3e-3, max_steps=60, seed=0), train)
+    list(trainer.run())
+    x_hat = _reconstructions(trainer, held_out)
+    black_loss = float((held_out ** 2).mean())
+    assert float(((x_hat - held_out) ** 2).mean()) < 0.6 * black_loss
+    # The reconstructions follow their digits: pixels vary from one digit to the next.
+    assert float(x_hat.std(dim=0).mean()) > 0.05
+
+
+def test_untrained_autoencoders_start_at_the_mean_digit_brightness(sample):
+    from ae.models import DEFAULT_CONFIGS, MNIST_MEAN_PIXEL, build_model
+
+    for arch in ("ff", "cnn"):
+        torch.manual_seed(0)
+        model = build_model(DEFAULT_CONFIGS[arch]).eval()
+        with torch.no_grad():
+            mean = float(model(sample.images[:100]).mean())
+        assert abs(mean - MNIST_MEAN_PIXEL) < 0.03, arch
