@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from ae.data import load_digits
     from ae.sample import load_sample
-    from ae.train import Trainer, TrainSettings
+    from ae.train import DEFAULT_LR, DEFAULT_STEPS, Trainer, default_settings, epochs_for_steps
     from ae.weights import save_model, user_models_dir
 
     if args.sample:
@@ -50,9 +50,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         train = load_digits("train", args.data_dir, args.dataset)
         val = load_digits("test", args.data_dir, args.dataset).subset(args.val_size, seed=args.seed)
-    settings = TrainSettings(model=args.model, latent_dim=args.latent, epochs=args.epochs, lr=args.lr,
-                             batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
-                             max_steps=args.max_steps, device=args.device)
+    # What is not given comes from the recommended defaults for this dataset and architecture.
+    settings = default_settings(args.model, full_dataset=not args.sample, train_digits=len(train))
+    given = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "train_size": args.train_size}
+    for key, value in given.items():
+        if value is not None:
+            setattr(settings, key, value)
+    if args.epochs is None and args.model in DEFAULT_LR:  # keep the steps when the batch or size changed
+        settings.epochs = epochs_for_steps(DEFAULT_STEPS, min(settings.train_size or len(train), len(train)),
+                                           settings.batch_size)
+    settings.latent_dim, settings.seed, settings.max_steps, settings.device = args.latent, args.seed, args.max_steps, args.device
     trainer = Trainer(settings, train, val)
     out = Path(args.out) if args.out else user_models_dir() / f"{args.model}-latent{trainer.model.config.latent_dim}.safetensors"
     print(f"Training {args.model} on {trainer.data.source} ({trainer.device}); saving to {out}", file=sys.stderr)
@@ -402,10 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train an autoencoder or the classifier")
     p.add_argument("--model", choices=["ff", "cnn", "classifier"], default="ff")
     p.add_argument("--latent", type=positive_int, help="latent neurons (default: 196 for ff, 32 for cnn)")
-    p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--train-size", type=positive_int, help="train on a random subset of this many digits")
+    p.add_argument("--epochs", type=positive_int,
+                   help="default: enough for 500 steps for ff/cnn (ae.train.default_settings), 10 for the classifier")
+    p.add_argument("--lr", type=positive_float, help="default: 3e-3 for cnn, 1e-3 for ff and the classifier")
+    p.add_argument("--batch-size", type=positive_int, help="default: 32 for ff/cnn, 128 for the classifier")
+    p.add_argument("--train-size", type=positive_int,
+                   help="train on a random subset of this many digits (default: 8,000 for ff/cnn on MNIST, else all)")
     p.add_argument("--val-size", type=positive_int, default=2000, help="test digits used for the validation loss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=positive_int, help="stop after this many steps (a dry run)")
