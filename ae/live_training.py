@@ -24,12 +24,14 @@ from __future__ import annotations
 import atexit
 import json
 import math
-import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -239,31 +241,82 @@ class _JobState:
             self.answered.set()
 
 
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m ae.training_worker` finds ae
+
+
+class _Child:
+    """A training process (`python -m ae.training_worker`) and the lines we send it. Writes
+    never block and a process that has gone is simply not told any more."""
+
+    def __init__(self, spec: dict):
+        receiver, sender = os.pipe()
+        # Before the interpreter starts, so before torch: one OpenMP thread that sleeps, never spins.
+        env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
+                            "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ae.training_worker", str(sender)], env=env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(sender,))
+        except BaseException:
+            os.close(receiver)
+            raise
+        finally:
+            os.close(sender)  # only the process writes: its end closing is how we learn it ended
+        self.conn = Connection(receiver, writable=False)
+        self._lock = threading.Lock()
+        self.tell(json.dumps(spec))
+        os.set_blocking(self.proc.stdin.fileno(), False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def tell(self, line: str) -> None:
+        with self._lock:
+            try:
+                os.write(self.proc.stdin.fileno(), (line + "\n").encode())
+            except (OSError, ValueError):
+                pass  # it has ended (or is stuck with a full pipe: it can't be told anything anyway)
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self.proc.stdin.close()  # end of file: the process knows we have gone
+        self.conn.close()
+
+
 # Running training processes of this server process: stopped (and given time to save) at exit.
-_CHILDREN: dict[int, tuple[multiprocessing.Process, object]] = {}
+_CHILDREN: dict[int, _Child] = {}
 _CHILDREN_LOCK = threading.Lock()
 
 
-def _read_messages(conn, state: _JobState, proc) -> None:
+def _read_messages(child: _Child, state: _JobState) -> None:
     try:
         while True:
             try:
-                state.receive(conn.recv())
+                state.receive(child.conn.recv())
             except (EOFError, OSError):
                 break  # the process has ended (or closed its end)
     except Exception as exc:  # a garbled message: the job is over for us
         with state.lock:
             state.outcome = state.outcome or {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     finally:
-        conn.close()
-        proc.join(10)
+        if not child.wait(10):
+            child.proc.kill()
+            child.wait(5)
+        child.close()
         with state.lock:
             if state.outcome is None and not state.was_busy:
                 state.outcome = {"status": "failed", "error": "The training process ended unexpectedly "
-                                                              f"(exit code {proc.exitcode}); nothing was saved."}
+                                                              f"(exit code {child.proc.returncode}); nothing was saved."}
             state.ended_at = time.monotonic()
         with _CHILDREN_LOCK:
-            _CHILDREN.pop(id(proc), None)
+            _CHILDREN.pop(child.pid, None)
         state.answered.set()
         state.finished.set()
 
@@ -273,16 +326,14 @@ def _stop_children(grace: float = SHUTDOWN_GRACE_S) -> None:
     """At server exit: ask every training to stop and save, then wait for it (a step and a save)."""
     with _CHILDREN_LOCK:
         children = list(_CHILDREN.values())
-    for proc, stop_flag in children:
-        stop_flag.value = training_worker.STOP_SHUTDOWN
+    for child in children:
+        child.tell("shutdown")
     deadline = time.monotonic() + grace
-    for proc, _ in children:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.terminate()  # SIGTERM: it still saves at its next step
-            proc.join(5)
-        if proc.is_alive():
-            proc.kill()
+    for child in children:
+        if not child.wait(max(0.0, deadline - time.monotonic())):
+            child.proc.terminate()  # SIGTERM: it still saves at its next step
+            if not child.wait(5):
+                child.proc.kill()
 
 
 class LiveTraining:
@@ -301,12 +352,10 @@ class LiveTraining:
         self.job_id = uuid.uuid4().hex
         self.slot = TrainingSlot(slot_folder)
         self.data_dir = data_dir
-        self._ctx = multiprocessing.get_context("spawn")  # never fork a process with torch threads
-        self._stop_flag = self._ctx.RawValue("i", training_worker.STOP_NONE)
-        self._heartbeat = self._ctx.RawValue("d", time.monotonic())
         self._state = _JobState()
-        self._proc = None
-        self._reader = None
+        self._child: _Child | None = None
+        self._reader: threading.Thread | None = None
+        self._stop_asked = False
         self._started = time.monotonic()
 
     def start(self, timeout: float = START_TIMEOUT_S) -> "LiveTraining":
@@ -317,23 +366,16 @@ class LiveTraining:
                 "slot_dir": str(self.slot.folder), "job_id": self.job_id, "budget_s": self.budget.seconds,
                 "max_steps": self.budget.max_steps, "heartbeat_s": self.budget.heartbeat_s,
                 "preview_every": self.preview_every, "parent_pid": os.getpid(),
-                "data_dir": None if self.data_dir is None else str(self.data_dir)}
-        receiver, sender = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=training_worker.run, name=f"train-{self.name}", daemon=True,
-                                 args=(spec, sender, self._stop_flag, self._heartbeat))
-        self._heartbeat.value = time.monotonic()
+                "data_dir": None if self.data_dir is None else str(self.data_dir), "stop": self._stop_asked}
         self._started = time.monotonic()
-        proc.start()
-        sender.close()  # only the process writes: its end closing is how we learn it ended
+        self._child = child = _Child(spec)
         with _CHILDREN_LOCK:
-            _CHILDREN[id(proc)] = (proc, self._stop_flag)
-        self._proc = proc
-        self._reader = threading.Thread(target=_read_messages, args=(receiver, self._state, proc),
+            _CHILDREN[child.pid] = child
+        self._reader = threading.Thread(target=_read_messages, args=(child, self._state),
                                         name=f"train-reader-{self.name}", daemon=True)
         self._reader.start()
         if not self._state.answered.wait(timeout):
-            self._stop_flag.value = training_worker.STOP_ASKED
-            proc.terminate()
+            child.proc.terminate()
             raise AEError(f"The training process did not start within {timeout:.0f} s: the server is "
                           f"overloaded. Try again in a minute.")
         if self._state.was_busy:
@@ -345,10 +387,13 @@ class LiveTraining:
         return self
 
     def stop(self) -> None:
-        self._stop_flag.value = training_worker.STOP_ASKED
+        self._stop_asked = True
+        if self._child is not None:
+            self._child.tell("stop")
 
     def heartbeat(self) -> None:
-        self._heartbeat.value = time.monotonic()
+        if self._child is not None and not self._state.finished.is_set():
+            self._child.tell("beat")
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the job to end (outcome received and process gone); True when it has."""
@@ -359,7 +404,7 @@ class LiveTraining:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._child.pid if self._child is not None else None
 
     def snapshot(self, heartbeat: bool = True) -> Snapshot:
         """The job's progress so far; by default also the heartbeat that keeps it going."""

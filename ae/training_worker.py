@@ -1,43 +1,49 @@
-"""The training process behind the Train page (started by `ae.live_training.LiveTraining`).
+"""The training process behind the Train page (started by `ae.live_training.LiveTraining` as
+`python -m ae.training_worker FD`).
 
-It runs in its own process, started with multiprocessing's "spawn" (a fresh interpreter: the
-web server, which has torch threads, is never forked), so training can't take the pages' CPU:
-it lowers its priority (nice 10) and limits torch to one sleeping thread before torch is
-imported. It takes the server's training slot (`ae.training_slot`) before anything else and
-holds it for its whole life, loads its own data and model, and sends plain messages to the
-parent through a pipe:
+A fresh interpreter (the web server, which has torch threads, is never forked; and not
+multiprocessing's "spawn", which would re-run the page script Streamlit installs as `__main__`),
+so training can't take the pages' CPU: the parent starts it with OMP_NUM_THREADS=1 and
+OMP_WAIT_POLICY=PASSIVE, it lowers its own priority (nice 10) and limits torch to one thread.
+It takes the deployment's training slot (`ae.training_slot`) before loading torch and holds it
+for its whole life, loads its own data and model, and talks to the parent over two pipes:
 
-    ("started", SlotHolder)                  the slot is ours; training begins
-    ("busy", SlotHolder | None)              someone else holds the slot; nothing was done
-    ("event", TrainEvent, preview | None)    progress; preview: (2, 8, 28, 28) float32
-    ("outcome", dict)                        status, reason, saved_path, error, steps, seconds
+    stdin, from the parent: the job as one JSON line, then "beat" (the page polled), "stop"
+    (the user asked) or "shutdown" (the server is exiting) lines; end of file: the parent is gone.
+    FD, to the parent (multiprocessing.connection messages):
+        ("started", SlotHolder)                  the slot is ours (sent again with the deadline)
+        ("busy", SlotHolder | None)              someone else holds the slot; nothing was done
+        ("event", TrainEvent | None, preview | None)   progress; preview: (2, 8, 28, 28) float32
+        ("outcome", dict)                        status, reason, saved_path, error, steps, seconds
 
-It stops between two steps, saves what it has (atomically, under a free name) and exits 0 when:
-the parent asks ("asked"), the parent is shutting down ("shutdown"), it gets SIGTERM or SIGINT
-("signal"), the parent process is gone ("parent"), no heartbeat came from the page for the
-budget's heartbeat timeout ("heartbeat", the session has gone), or the budget's time or steps
-ran out ("budget"). This module imports neither torch nor numpy at the top, for that reason.
+It stops between two steps, saves what it has (atomically, under a free name) and exits 0 when
+the parent asks ("asked"), the server is shutting down ("shutdown"), it gets SIGTERM or SIGINT
+("signal"), the parent process is gone ("parent"), no heartbeat came for the budget's heartbeat
+timeout ("heartbeat": the session has gone), or the budget's time or steps ran out ("budget").
+This module imports neither torch nor numpy at the top, so the slot is taken first.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import sys
+import threading
 import time
+from multiprocessing.connection import Connection
 
 from ae.training_slot import SlotHolder, TrainingSlot
 
 NICE = 10
 PREVIEW_DIGITS = 8
-# Values of the shared stop flag the parent sets.
-STOP_NONE, STOP_ASKED, STOP_SHUTDOWN = 0, 1, 2
 SPEEDS_FILE = ".training-speeds.json"  # digits/s of the last training per architecture, for estimates
 
 
 class _Channel:
     """Sends to the parent; once the parent has gone, sending quietly stops (and says so)."""
 
-    def __init__(self, conn):
+    def __init__(self, conn: Connection):
         self.conn, self.broken = conn, False
 
     def send(self, *message) -> None:
@@ -49,40 +55,57 @@ class _Channel:
             self.broken = True
 
 
-def _quiet_machine_share() -> None:
-    # Set before torch loads (spawn starts a fresh interpreter, so normally it has not).
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+class _Control:
+    """What the parent said on stdin, kept up to date by a thread (plain Python, no torch)."""
+
+    def __init__(self, lines):
+        self.command: str | None = None  # "stop" or "shutdown"
+        self.last_beat = time.monotonic()
+        self.parent_gone = False
+        self._lines = lines
+        threading.Thread(target=self._listen, name="control", daemon=True).start()
+
+    def _listen(self) -> None:
+        for line in self._lines:
+            word = line.strip()
+            if word == "beat":
+                self.last_beat = time.monotonic()
+            elif word in ("stop", "shutdown"):
+                self.command = self.command or word
+        self.parent_gone = True
+
+
+def main(argv: list[str]) -> int:
     try:
         os.nice(NICE)
     except OSError:
         pass  # not allowed here: still one thread
-
-
-def run(spec: dict, conn, stop_flag, heartbeat) -> None:
-    """The process's body. `stop_flag` and `heartbeat` are shared values the parent writes:
-    a STOP_* code and the time.monotonic() of the page's last poll."""
-    _quiet_machine_share()
     signals: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: signals.append(signum))
-    channel = _Channel(conn)
+    channel = _Channel(Connection(int(argv[0]), readable=False))
+    spec = json.loads(sys.stdin.readline() or "null")
+    if not isinstance(spec, dict):
+        return 2  # the parent went away before sending the job
+    control = _Control(sys.stdin)
+    if spec.get("stop"):
+        control.command = "stop"  # stopped before it started
     slot = TrainingSlot(spec["slot_dir"])
     me = SlotHolder(job_id=spec["job_id"], name=spec["name"], arch=spec["settings"]["model"], started=time.time(),
                     host=socket.gethostname(), pid=os.getpid())
     if not slot.acquire(me):
         channel.send("busy", slot.holder())
-        return
+        return 0
     try:
         channel.send("started", me)
-        _train(spec, channel, stop_flag, heartbeat, signals, slot, me)
+        _train(spec, channel, control, signals, slot, me)
     finally:
         slot.release()
         channel.conn.close()
+    return 0
 
 
-def _train(spec, channel, stop_flag, heartbeat, signals, slot, me) -> None:
+def _train(spec, channel, control, signals, slot, me) -> None:
     clock_start = time.monotonic()  # until the model and data are ready; then the budget's clock
     outcome = {"status": "failed", "reason": None, "saved_path": None, "error": None, "steps": 0,
                "total_steps": None, "seconds": 0.0}
@@ -94,15 +117,15 @@ def _train(spec, channel, stop_flag, heartbeat, signals, slot, me) -> None:
         if reason:
             return True
         now = time.monotonic()
-        if stop_flag.value == STOP_ASKED:
+        if control.command == "stop":
             reason.append("asked")
-        elif stop_flag.value == STOP_SHUTDOWN:
+        elif control.command == "shutdown":
             reason.append("shutdown")
         elif signals:
             reason.append("signal")
-        elif channel.broken or os.getppid() != parent_pid:
+        elif control.parent_gone or channel.broken or os.getppid() != parent_pid:
             reason.append("parent")
-        elif heartbeat_s and now - heartbeat.value > heartbeat_s:
+        elif heartbeat_s and now - control.last_beat > heartbeat_s:
             reason.append("heartbeat")
         elif budget_s and now - clock_start >= budget_s:
             reason.append("budget")
@@ -207,3 +230,10 @@ def _record_speed(folder, settings, trainer) -> None:
         atomic_write(path, lambda p: p.write_text(json.dumps(speeds, indent=1) + "\n"))
     except OSError:
         pass  # only an estimate
+
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # no C++ static destructors or leftover torch threads at exit: nothing to abort

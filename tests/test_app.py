@@ -4,6 +4,7 @@ small untrained ones saved in the (temporary) user models folder, so the tests n
 dataset nor trained weights. The drawing canvas is an unknown element here: the browser test
 draws on it."""
 import io
+import re
 import time
 
 import numpy as np
@@ -252,11 +253,13 @@ def test_compare_page_with_and_without_a_benchmark(user_models, tmp_path, monkey
     assert at.get("plotly_chart") and len(at.dataframe[0].value) == 3
 
 
+@pytest.mark.slow  # starts a training process
 def test_train_page_trains_saves_and_offers_the_model(user_models):
     from ae.weights import user_models_dir
 
     at = open_page("train")
     assert "bundled sample" in texts(at.info)
+    assert "at most 10 min on this server" in texts(at.caption)  # the budget, before Start
     at.segmented_control(key="train_arch").set_value("cnn").run()
     at.number_input(key="train_latent_cnn").set_value(8).run()
     at.slider(key="train_epochs").set_value(1)
@@ -270,14 +273,33 @@ def test_train_page_trains_saves_and_offers_the_model(user_models):
         time.sleep(0.3)
         at.run()
         assert_clean(at)
-    assert "apptest-cnn" in texts(at.success)
+    assert "Finished and saved as **apptest-cnn**" in texts(at.success)
     assert at.get("plotly_chart"), "the loss curve is drawn"
+    assert not at.button(key="train_start").disabled  # the slot is free again
     assert (user_models_dir() / "apptest-cnn.safetensors").exists()
     at.switch_page("app_pages/draw.py").run()
     assert_clean(at)
     picker = at.selectbox(key="_pick_cnn")
     assert any("apptest-cnn" in o for o in picker.options)
     assert "apptest-cnn" in picker.value  # the new model is selected on the other pages
+
+
+def test_train_page_shows_who_holds_the_slot_and_disables_start(monkeypatch):
+    from ae.training_slot import SlotHolder, TrainingSlot
+
+    monkeypatch.setenv("AE_TRAIN_BUDGET_S", "120")
+    slot = TrainingSlot()  # another session (or replica) is training
+    assert slot.acquire(SlotHolder(name="someone-else", arch="cnn", deadline=time.time() + 95))
+    try:
+        at = open_page("train")
+        shown = texts(at.warning)
+        assert "someone-else" in shown and re.search(r"1 min \d+ s left", shown)  # who, and the time left
+        assert at.button(key="train_start").disabled
+        assert "at most 2 min" in texts(at.caption)
+    finally:
+        slot.release()
+    at.run()
+    assert not at.button(key="train_start").disabled and "someone-else" not in texts(at.warning)
 
 
 @pytest.mark.parametrize("page", [None, "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"])

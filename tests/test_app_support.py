@@ -105,6 +105,7 @@ def _wait(job, seconds=60):
     return job.snapshot()
 
 
+@pytest.mark.slow  # starts training processes
 def test_live_training_saves_a_loadable_model_in_the_user_folder():
     from ae.weights import WEIGHTS_DIR, load_model
 
@@ -127,6 +128,7 @@ def test_live_training_saves_a_loadable_model_in_the_user_folder():
     assert (sorted(p.name for p in WEIGHTS_DIR.glob("*")) if WEIGHTS_DIR.exists() else []) == shipped_before
 
 
+@pytest.mark.slow  # starts training processes
 def test_live_training_stops_when_asked():
     job = LiveTraining(TrainSettings(model="ff", epochs=50, batch_size=16, report_every=1, device="cpu"),
                        "stopped-ff")
@@ -145,6 +147,7 @@ def test_live_training_stops_when_asked():
     assert snap.saved_path.exists()
 
 
+@pytest.mark.slow  # starts training processes
 def test_one_live_training_at_a_time():
     from ae.live_training import TrainingBusy
 
