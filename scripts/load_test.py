@@ -507,6 +507,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=900, help="the whole run, server start included (s)")
     p.add_argument("--json", help="also write the figures and every measurement to this file")
     p.add_argument("--screenshots", help="save the page here when one of its waits fails")
+    p.add_argument("--logs", help="keep the server's logs, run log and user models folder here")
     args = p.parse_args(argv)
     global SCREENSHOTS
     SCREENSHOTS = Path(args.screenshots) if args.screenshots else None
@@ -520,7 +521,10 @@ def main(argv=None) -> int:
     sessions = [Session(f"draw{i + 1}") for i in range(args.sessions)]
     trainer = None if args.no_train else Session("train")
     data = args.data_dir or os.environ.get("AE_DATA_DIR") or "the bundled sample"
-    server, sampler, work = None, None, tempfile.TemporaryDirectory(prefix="ae-load-")
+    server, sampler = None, None
+    work = tempfile.TemporaryDirectory(prefix="ae-load-")  # removed at the end, unless --logs
+    work_dir = Path(args.logs) if args.logs else Path(work.name)
+    work_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.timeout
     t_begin = t_end = time.time()
     try:
@@ -528,7 +532,7 @@ def main(argv=None) -> int:
             url, run_log, pids = args.url.rstrip("/"), Path(args.run_log) if args.run_log else None, lambda: args.server_pid
             setup = f"{url}"
         else:
-            server = Server(args.replicas, Path(work.name), args.data_dir)
+            server = Server(args.replicas, work_dir, args.data_dir)
             server.wait_ready(max(10.0, deadline - time.monotonic()))
             url, run_log, pids = server.url, server.run_log, server.pids
             setup = f"{args.replicas} replica{'s' * (args.replicas > 1)} behind HAProxy (scripts/serve.sh)"
