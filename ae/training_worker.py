@@ -93,7 +93,13 @@ def main(argv: list[str]) -> int:
     slot = TrainingSlot(spec["slot_dir"])
     me = SlotHolder(job_id=spec["job_id"], name=spec["name"], arch=spec["settings"]["model"], started=time.time(),
                     host=socket.gethostname(), pid=os.getpid())
-    if not slot.acquire(me):
+    try:
+        acquired = slot.acquire(me)
+    except OSError as exc:
+        channel.send("outcome", {"status": "failed", "error": f"The training slot's folder {slot.folder} "
+                                                              f"can't be used ({exc.strerror or exc})."})
+        return 0
+    if not acquired:
         channel.send("busy", slot.holder())
         return 0
     try:

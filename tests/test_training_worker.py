@@ -17,10 +17,12 @@ import pytest
 import torch
 
 from ae.catalog import list_models, user_model_path
-from ae.live_training import LiveTraining, TrainingBudget, outcome_text
+from ae.errors import AEError
+from ae.live_training import LiveTraining, TrainingBudget, estimate, outcome_text
 from ae.models import DEFAULT_CONFIGS, build_model
 from ae.train import TrainSettings
-from ae.training_slot import SlotHolder, TrainingSlot
+from ae.training_slot import SlotHolder, TrainingSlot, slot_dir
+from ae.training_worker import SPEEDS_FILE
 from ae.weights import card_path, load_model, save_model, user_models_dir
 
 pytestmark = pytest.mark.slow  # starts training processes
@@ -140,6 +142,33 @@ def test_two_saves_under_one_name_give_two_files_and_overwriting_keeps_the_pair(
     with pytest.raises(OSError):
         save_model(first, user_model_path("never"), exclusive=True)
     assert _saved_pairs(user_models_dir()) == ["same", "same-2"]  # nothing of "never" left
+
+
+def test_budget_from_the_environment_and_the_estimate_shown_before_start(monkeypatch):
+    assert TrainingBudget.from_env() == TrainingBudget(600.0, None, 30.0)  # the defaults
+    monkeypatch.setenv("AE_TRAIN_BUDGET_S", "90")
+    monkeypatch.setenv("AE_TRAIN_MAX_STEPS", "500")
+    monkeypatch.setenv("AE_TRAIN_HEARTBEAT_S", "0")
+    budget = TrainingBudget.from_env()
+    assert budget == TrainingBudget(90.0, 500, None) and budget.describe() == "1 min 30 s or 500 steps"
+    for bad in ("ten", "-5", "nan"):
+        monkeypatch.setenv("AE_TRAIN_BUDGET_S", bad)
+        with pytest.raises(AEError, match="AE_TRAIN_BUDGET_S"):
+            TrainingBudget.from_env()
+    settings = TrainSettings(model="cnn", epochs=3, batch_size=100, train_size=1000)
+    est = estimate(settings, 800, budget)  # only 800 digits here: 8 steps an epoch
+    assert est.steps == 24 and est.planned_steps == 24 and est.seconds is None  # no speed measured yet
+    slot_dir().mkdir(parents=True, exist_ok=True)
+    (slot_dir() / SPEEDS_FILE).write_text(json.dumps({"cnn": {"digits_per_s": 400.0, "batch_size": 100}}))
+    assert estimate(settings, 800, budget).seconds == pytest.approx(24 * 100 / 400)
+    assert estimate(settings, 800, TrainingBudget(max_steps=10)).planned_steps == 10
+
+
+def test_an_unusable_slot_folder_is_a_message(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AEError, match="can't be used"):
+        LiveTraining(LONG, "nowhere", slot_folder=blocker / "slot").start()
 
 
 def test_step_budget_stops_the_job_and_saves_what_it_has():
