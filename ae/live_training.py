@@ -1,8 +1,9 @@
 """Training for the app, in its own process: the page starts a `LiveTraining`, polls `snapshot()`
-to draw progress, and may `stop()` it. The training itself runs in `ae.training_worker` (a
-spawned process at low priority with one torch thread, holding the deployment's one training
-slot, `ae.training_slot`); a thread of this process only reads its messages into plain objects,
-never Streamlit. The trained model is saved into the user models folder under a name nobody
+to draw progress, and may `stop()` it. The training itself runs in `ae.training_worker` (its
+own process, `python -m ae.training_worker`, at low priority with one torch thread, holding the
+deployment's one training slot, `ae.training_slot`); a thread of this process only reads its
+messages into plain objects, never Streamlit. Polling is also the heartbeat: a job nobody polls
+is stopped and saved after AE_TRAIN_HEARTBEAT_S. The trained model is saved into the user models folder under a name nobody
 else has (`name-2`... if taken; the snapshot says which), never over the shipped weights.
 
 Whoever runs the server sets the limits with environment variables:
