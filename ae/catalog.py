@@ -1,16 +1,20 @@
 """Which models the app can offer: the shipped weights, then the ones users trained
-(newest first). A broken or foreign file in the user folder is skipped, never fatal."""
+(newest first). A broken or foreign file in the user folder is skipped with a note (its file
+name and why), never fatal: `scan_models` returns both, `list_models` the models alone."""
 from __future__ import annotations
 
+import functools
 import re
+import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ae.errors import WeightsError
-from ae.weights import SHIPPED, WEIGHTS_DIR, card_path, load_card, user_models_dir
+from ae.weights import SHIPPED, WEIGHTS_DIR, card_path, check_config, load_card, user_models_dir
 
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_USER_MODELS = 200  # newest first; a folder of thousands would make every page slow
 
 
 @dataclass
@@ -30,7 +34,10 @@ class ModelEntry:
 
     @property
     def metrics(self) -> dict:
-        return self.card.get("metrics") or {}
+        # Numbers only: a card from the user folder may hold anything, and pages format these.
+        found = self.card.get("metrics")
+        return {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+            if isinstance(found, dict) else {}
 
     @property
     def cache_key(self) -> tuple[str, float]:
@@ -41,32 +48,101 @@ class ModelEntry:
             return str(self.path), 0.0
 
 
-def _entry(path: Path, shipped: bool) -> ModelEntry | None:
+@dataclass
+class ModelScan:
+    entries: list[ModelEntry] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file name, why it is not offered)
+
+
+@functools.lru_cache(maxsize=256)
+def _read_entry(path: Path, shipped: bool, stamp: tuple) -> ModelEntry | str:
+    """The entry, or why it cannot be offered. `stamp` (sizes and times of both files) makes a
+    changed file read again; an unchanged one costs nothing on the next page rerun."""
     try:
         card = load_card(path)
-        config = card["config"]
-        return ModelEntry(path.stem, path, config["arch"], int(config.get("latent_dim") or 0), shipped, card)
-    except (WeightsError, KeyError, TypeError, ValueError, OSError):
-        return None
+        config = check_config(card["config"], path.name)
+    except WeightsError as exc:
+        return str(exc)
+    return ModelEntry(path.stem, path, config.arch, config.latent_dim, shipped, card)
+
+
+def _stamp(path: Path) -> tuple:
+    """(mtime, size) of the weights file and its card; OSError if either cannot be used."""
+    weights, card = path.stat(), card_path(path).stat()
+    if not stat.S_ISREG(weights.st_mode) or not stat.S_ISREG(card.st_mode):
+        raise IsADirectoryError("not a regular file")
+    return weights.st_mtime_ns, weights.st_size, card.st_mtime_ns, card.st_size
+
+
+def _unusable(path: Path, exc: OSError) -> str:
+    if path.is_symlink() and not path.exists():
+        return "a broken link"
+    if not card_path(path).exists():
+        return "no JSON card beside it"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def scan_models(archs: tuple[str, ...] = ("ff", "cnn")) -> ModelScan:
+    """The models of these architectures, and every file of the user folder that was skipped."""
+    scan = ModelScan()
+    found: list[tuple[int, Path, bool, tuple]] = []
+    for name in SHIPPED:
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        try:
+            found.append((0, path, True, _stamp(path)))
+        except OSError:
+            pass  # a missing shipped file is explained where that model is needed
+    user_dir = user_models_dir()
+    try:
+        user_files = sorted(user_dir.glob("*.safetensors")) if user_dir.is_dir() else []
+    except OSError as exc:
+        user_files = []
+        scan.skipped.append((user_dir.name, f"the models folder cannot be read ({exc.strerror or exc})"))
+    user: list[tuple[int, Path, bool, tuple]] = []
+    for path in user_files:
+        if not is_valid_name(path.stem):
+            why = "a shipped model's name" if path.stem in SHIPPED else "not a usable model name"
+            scan.skipped.append((path.name, why))
+            continue
+        try:
+            stamp = _stamp(path)
+        except OSError as exc:
+            scan.skipped.append((path.name, _unusable(path, exc)))
+            continue
+        user.append((stamp[0], path, False, stamp))
+    user.sort(key=lambda item: item[0], reverse=True)  # newest first
+    if len(user) > MAX_USER_MODELS:
+        scan.skipped.append((f"{len(user) - MAX_USER_MODELS} older files",
+                             f"at most {MAX_USER_MODELS} user models are offered"))
+    for _, path, shipped, stamp in found + user[:MAX_USER_MODELS]:
+        entry = _read_entry(path, shipped, stamp)
+        if isinstance(entry, str):
+            scan.skipped.append((path.name, entry))
+        elif entry.arch in archs:
+            scan.entries.append(entry)
+    return scan
 
 
 def list_models(archs: tuple[str, ...] = ("ff", "cnn")) -> list[ModelEntry]:
-    entries = [_entry(WEIGHTS_DIR / f"{name}.safetensors", True) for name in SHIPPED
-               if (WEIGHTS_DIR / f"{name}.safetensors").exists()]
-    user_dir = user_models_dir()
-    user_files = sorted(user_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if user_dir.is_dir() else []
-    entries += [_entry(p, False) for p in user_files if card_path(p).exists()]
-    return [e for e in entries if e is not None and e.arch in archs]
+    return scan_models(archs).entries
+
+
+def skipped_models() -> list[tuple[str, str]]:
+    """(file name, why) for every model file that cannot be offered: for a note on the page."""
+    return scan_models(()).skipped
 
 
 def shipped_entry(name: str) -> ModelEntry | None:
     path = WEIGHTS_DIR / f"{name}.safetensors"
-    return _entry(path, True) if path.exists() else None
+    try:
+        entry = _read_entry(path, True, _stamp(path))
+    except OSError:
+        return None
+    return None if isinstance(entry, str) else entry
 
 
 def is_valid_name(name: str) -> bool:
-    return bool(MODEL_NAME.match(name)) and name not in SHIPPED
+    return isinstance(name, str) and bool(MODEL_NAME.fullmatch(name)) and name not in SHIPPED
 
 
 def suggest_name(arch: str, latent_dim: int) -> str:

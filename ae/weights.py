@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 import torch
@@ -18,10 +19,20 @@ from safetensors.torch import load_file, save_file
 
 from ae.errors import WeightsError
 from ae.files import atomic_write
-from ae.models import ModelConfig, build_model
+from ae.models import ARCHITECTURES, NUM_PIXELS, ModelConfig, build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = ("ff", "cnn", "classifier")
+
+# What a card may ask for, checked before anything is allocated (cards in the user folder come
+# from anyone). The largest shipped model (rd-q1..q3) has 2.7 M parameters; the largest the Train
+# page makes (cnn, 784 latents) about 5 M.
+MAX_CARD_BYTES = 1 << 20
+MAX_PARAMETERS = 8_000_000
+MAX_HIDDEN = 8192
+MAX_CHANNELS = 1024
+MAX_CONV_STAGES = 4  # 28 -> 14 -> 7 -> 3 -> 1 pixels
+MAX_WEIGHTS_BYTES = 8 * MAX_PARAMETERS + (1 << 20)  # float64 at most, plus the header
 
 
 def user_models_dir() -> Path:
@@ -47,7 +58,8 @@ def card_path(weights: Path) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_card(weights: Path, card: dict) -> None:
@@ -116,40 +128,102 @@ def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = No
 
 
 def load_card(name_or_path: str | os.PathLike) -> dict:
+    """The JSON card beside a weights file, read at most MAX_CARD_BYTES and parsed; its config is
+    not checked here (see `check_config`). Messages name files, never the server's folders."""
     path = weights_path(name_or_path)
     cpath = card_path(path)
-    if not cpath.exists():
-        raise WeightsError(f"No weights card at {cpath}: every weights file needs its JSON card beside it.")
     try:
-        card = json.loads(cpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"The weights card {cpath} is not valid JSON ({exc}).") from None
+        if not stat.S_ISREG(cpath.stat().st_mode):  # a folder or a FIFO (opening one would block)
+            raise WeightsError(f"The weights card {cpath.name} is not a regular file.")
+        with open(cpath, "rb") as f:
+            raw = f.read(MAX_CARD_BYTES + 1)
+    except FileNotFoundError:
+        raise WeightsError(f"No weights card {cpath.name}: every weights file needs its JSON card beside it.") from None
+    except OSError as exc:
+        raise WeightsError(f"The weights card {cpath.name} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    if len(raw) > MAX_CARD_BYTES:
+        raise WeightsError(f"The weights card {cpath.name} is larger than {MAX_CARD_BYTES // 2**20} MB: not a card.")
+    try:
+        card = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # bad JSON or UTF-8, or an integer of thousands of digits
+        raise WeightsError(f"The weights card {cpath.name} is not valid JSON ({str(exc)[:120]}).") from None
+    except RecursionError:
+        raise WeightsError(f"The weights card {cpath.name} is not valid JSON (nested too deeply).") from None
     if not isinstance(card, dict) or "config" not in card:
-        raise WeightsError(f"The weights card {cpath} has no 'config': it cannot rebuild the model.")
+        raise WeightsError(f"The weights card {cpath.name} has no 'config': it cannot rebuild the model.")
     return card
 
 
-def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from its card and load its weights, in eval mode."""
-    path = weights_path(name_or_path)
-    if not path.exists():
-        raise WeightsError(f"No weights file at {path}.")
-    card = load_card(path)
-    if card.get("sha256") and card["sha256"] != sha256_of(path):
-        raise WeightsError(f"{path} does not match the sha256 in its card: the file is corrupt "
-                           f"or was replaced. Restore it (git checkout) or retrain it.")
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_config(config, where: str) -> ModelConfig:
+    """A card's config -> ModelConfig, or a WeightsError naming `where` (a file name): types and
+    ranges first, then the parameter count of the model built on the "meta" device (shapes only,
+    no memory), so a hostile card never allocates anything."""
+    def bad(why: str) -> WeightsError:
+        return WeightsError(f"The card of {where} {why}: it cannot rebuild a model.")
+
+    if not isinstance(config, dict):
+        raise bad(f"has a 'config' that is a {type(config).__name__}, not an object")
+    arch = config.get("arch")
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise bad(f"names no known architecture ({str(arch)[:40]!r}; known: {', '.join(sorted(ARCHITECTURES))})")
+    latent, hidden, channels = config.get("latent_dim", 0), config.get("hidden", 0), config.get("channels", [])
+    if not _is_int(latent) or not _is_int(hidden):
+        raise bad("has a 'latent_dim' or 'hidden' that is not a whole number")
+    if not isinstance(channels, (list, tuple)) or not all(_is_int(c) for c in channels):
+        raise bad("has 'channels' that are not a list of whole numbers")
+    if not (0 if arch == "classifier" else 1) <= latent <= NUM_PIXELS:
+        raise bad(f"asks for {latent} latent neurons (1 to {NUM_PIXELS})")
+    if not 0 <= hidden <= MAX_HIDDEN:
+        raise bad(f"asks for {hidden} hidden neurons (at most {MAX_HIDDEN})")
+    if len(channels) > MAX_CONV_STAGES or not all(1 <= c <= MAX_CHANNELS for c in channels):
+        raise bad(f"asks for channels {list(channels)[:8]} (at most {MAX_CONV_STAGES} stages of 1 to {MAX_CHANNELS})")
     try:
-        model = build_model(card["config"])
-    except (ValueError, TypeError) as exc:
-        raise WeightsError(f"The card {card_path(path)} describes no model this version knows: {exc}") from None
+        parsed = ModelConfig.from_dict(config)
+        with torch.device("meta"):
+            model = build_model(parsed)
+    except Exception as exc:  # noqa: BLE001  (any construction failure means the card is unusable)
+        raise bad(f"describes no model this version knows ({type(exc).__name__}: {str(exc)[:120]})") from None
+    count = sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    if count > MAX_PARAMETERS:
+        raise bad(f"describes a model of {count:,} parameters (at most {MAX_PARAMETERS:,})")
+    return parsed
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from its card and load its weights, in eval mode. The card and the file's
+    size are checked before anything is allocated or hashed."""
+    path = weights_path(name_or_path)
+    try:
+        info = path.stat()
+    except OSError:
+        raise WeightsError(f"No weights file {path.name} (missing, unreadable or a broken link).") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise WeightsError(f"{path.name} is not a regular file.")
+    card = load_card(path)
+    config = check_config(card["config"], path.name)
+    if info.st_size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path.name} is {info.st_size // 2**20} MB: far more than its model needs, so not its weights.")
+    try:
+        digest = sha256_of(path) if card.get("sha256") else None
+    except OSError as exc:
+        raise WeightsError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    if digest and card["sha256"] != digest:
+        raise WeightsError(f"{path.name} does not match the sha256 in its card: the file is corrupt "
+                           f"or was replaced. Restore it (git checkout) or retrain it.")
+    model = build_model(config)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file ({exc}).") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:160]
+        raise WeightsError(f"{path.name} is not a readable safetensors file ({reason}).") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise WeightsError(f"{path} does not fit the architecture in its card: "
+        raise WeightsError(f"{path.name} does not fit the architecture in its card: "
                            f"{first[1].strip() if len(first) > 1 else first[0]}") from None
     return model.to(device).eval()

@@ -2,6 +2,7 @@
 side-by-side view of both autoencoders. UI only: the computing happens in `ae`."""
 from __future__ import annotations
 
+import re
 import functools
 
 import numpy as np
@@ -11,7 +12,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae import analysis
 from ae.analysis import AutoencoderView, CodedPayload, DrawView
-from ae.catalog import ModelEntry, list_models, shipped_entry
+from ae.catalog import ModelEntry, list_models, shipped_entry, skipped_models
 from ae.codec_link import CodecStatus, codec_status, compress_digit
 from ae.data import dataset_available, load_digits
 from ae.display import as_digit_array, digit_image
@@ -143,6 +144,13 @@ def pick_models(where=st.sidebar) -> dict[str, ModelEntry | None]:
     if all(e is None for e in chosen.values()):
         st.error("No autoencoder weights found: `weights/ff.safetensors` and `weights/cnn.safetensors` "
                  "are missing. Restore them with `git checkout weights/` or train one on the Train page.")
+    skipped = skipped_models()
+    if skipped:  # file names and reasons only, markdown-escaped: they come from the folder
+        def plain(text: str) -> str:
+            return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+        where.caption(f"Not offered: {', '.join(plain(name) for name, _ in skipped[:5])}"
+                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""),
+                      help="\n\n".join(f"{plain(name)}: {plain(why)}" for name, why in skipped[:20]))
     return chosen
 
 
