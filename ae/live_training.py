@@ -40,7 +40,7 @@ import torch
 
 from ae import training_worker
 from ae.catalog import user_model_path
-from ae.data import Digits, dataset_available, load_digits
+from ae.data import Digits, dataset_available, load_digits, resolve_data_dir
 from ae.errors import AEError
 from ae.models import DEFAULT_CONFIGS
 from ae.sample import load_sample
@@ -79,6 +79,26 @@ def training_data(data_dir=None, val_size: int = 2000) -> TrainingData:
             f"training and {len(sample) - cut} held out for validation. Set AE_DATA_DIR to a folder with "
             f"MNIST to train on all 60,000.")
     return TrainingData(train, val, note, False)
+
+
+@dataclass
+class TrainingDataInfo:
+    train_size: int
+    note: str
+    full_dataset: bool
+
+
+def training_data_info(data_dir=None, val_size: int = 2000) -> TrainingDataInfo:
+    """What `training_data()` would give, without loading 60,000 images into the web server: the
+    training process loads them itself. MNIST's count comes from its label file's header."""
+    if dataset_available(data_dir):
+        root = resolve_data_dir(data_dir)
+        with open(root / "MNIST" / "raw" / "train-labels-idx1-ubyte", "rb") as f:
+            count = int.from_bytes(f.read(8)[4:8], "big")
+        return TrainingDataInfo(count, f"Training on MNIST train set ({count} digits, {root}); validation on "
+                                       f"{val_size:,} test digits.", True)
+    data = training_data(data_dir, val_size)  # the bundled sample: small
+    return TrainingDataInfo(len(data.train), data.note, False)
 
 
 def report_every(train_size: int, batch_size: int, per_epoch: int = 10) -> int:

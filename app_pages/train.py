@@ -10,7 +10,7 @@ from ae.data import dataset_available
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.live_training import (LiveTraining, TrainingBudget, busy_message, estimate, outcome_text, report_every,
-                              training_data)
+                              training_data_info)
 from ae.models import DEFAULT_CONFIGS
 from ae.train import TrainSettings
 from ae.training_slot import TrainingSlot, format_seconds
@@ -20,9 +20,9 @@ from app_pages.common import SHORT_TITLES
 JOB = "training_job"
 
 
-@st.cache_resource(show_spinner="Loading the training digits…")
-def cached_training_data(full: bool):
-    return training_data()
+@st.cache_data(ttl=60, show_spinner=False)
+def data_info(full: bool):
+    return training_data_info()  # counts only: the training process loads the digits itself
 
 
 def start(settings: TrainSettings, name: str, budget: TrainingBudget) -> None:
@@ -52,8 +52,8 @@ st.caption("Retrain either autoencoder with your own settings and watch it learn
            f"as a new model in `{user_models_dir()}` (the shipped weights are never touched) and can then "
            "be picked in the sidebar of the other pages.")
 try:
-    data = cached_training_data(dataset_available())
-except AEError as exc:
+    data = data_info(dataset_available())
+except (AEError, OSError) as exc:
     st.error(str(exc))
     st.stop()
 (st.caption if data.full_dataset else st.info)(data.note)
@@ -78,7 +78,7 @@ with st.container(border=True):
     lr = c2.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="train_lr",
                           format_func=lambda v: f"{v:g}", disabled=running)
     batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=128, key="train_batch", disabled=running)
-    n_train = len(data.train)
+    n_train = data.train_size
     size = c3.slider("Training digits", min(100, n_train), n_train, min(n_train, 10_000), step=100 if n_train > 1000 else 10,
                      key="train_size", disabled=running, help="A random subset of the training digits.")
     name = st.text_input("Save as", suggest_name(arch, int(latent)), key=f"train_name_{arch}_{latent}",
