@@ -234,7 +234,7 @@ async def training_session(browser, url: str, session: Session, started: asyncio
         await context.close()
 
 
-async def drive(url: str, args, sessions: list[Session], trainer: Session | None) -> tuple[float, float]:
+async def drive(url: str, args, sessions: list[Session], trainer: Session | None, meter: CpuMeter) -> tuple[float, float]:
     """Run every session; returns the unix times of the first stroke's start and the last settling."""
     from playwright.async_api import async_playwright
 
@@ -248,8 +248,10 @@ async def drive(url: str, args, sessions: list[Session], trainer: Session | None
                 await started.wait()
             names = list(DIGITS)
             t_begin = time.time()
+            meter.start()
             await asyncio.gather(*(drawing_session(browser, url, s, [names[(i + k) % len(names)] for k in range(args.digits)],
                                                    args.step_timeout) for i, s in enumerate(sessions)))
+            meter.stop()
             done.set()
             if train_task is not None:
                 await train_task
@@ -311,8 +313,8 @@ class Server:
         self.out.close()
 
 
-def rss_of_trees(roots: list[int]) -> int:
-    """Bytes of resident memory of the processes `roots` and all their descendants (from /proc)."""
+def process_trees(roots: list[int], exclude: tuple[int, ...] = ()) -> set[int]:
+    """The processes `roots` and all their descendants (from /proc), without the `exclude` subtrees."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -322,13 +324,33 @@ def rss_of_trees(roots: list[int]) -> int:
                 children.setdefault(ppid, []).append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue
-    total, todo, seen = 0, list(roots), set()
+    todo, seen = list(roots), set()
     while todo:
         pid = todo.pop()
-        if pid in seen:
+        if pid in seen or pid in exclude:
             continue
         seen.add(pid)
         todo.extend(children.get(pid, []))
+    return seen
+
+
+def cpu_seconds(pids: set[int]) -> float:
+    """User + system CPU seconds the live processes `pids` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def rss_of_trees(roots: list[int]) -> int:
+    """Bytes of resident memory of the processes `roots` and all their descendants (from /proc)."""
+    total = 0
+    for pid in process_trees(roots):
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
@@ -338,6 +360,28 @@ def rss_of_trees(roots: list[int]) -> int:
         except OSError:
             continue
     return total
+
+
+class CpuMeter:
+    """CPU seconds of the server's processes and of everything else this script started (the
+    browser), between `start()` and `stop()`. Processes that exit meanwhile are not counted."""
+
+    def __init__(self, server_pids, server_root: int | None):
+        self.server_pids, self.server_root = server_pids, server_root
+        self.server = self.client = None
+
+    def _read(self) -> tuple[float, float]:
+        server = cpu_seconds(process_trees(self.server_pids()))
+        exclude = (self.server_root,) if self.server_root else ()
+        client = cpu_seconds(process_trees([os.getpid()], exclude))
+        return server, client
+
+    def start(self) -> None:
+        self._begin = self._read()
+
+    def stop(self) -> None:
+        end = self._read()
+        self.server, self.client = end[0] - self._begin[0], end[1] - self._begin[1]
 
 
 class RssSampler(threading.Thread):
@@ -472,10 +516,13 @@ def print_report(s: dict, setup: str) -> None:
          f"{fmt(s['server_cpu_per_stroke_mean_s'], 's', 3)}", "<= 0.1 s (one session)", ""),
         ("server RSS peak (idle before)", f"{gb(s['rss_peak_bytes'])} ({gb(s['rss_idle_bytes'])})", "<= 1.5 GB",
          ok(None if not s["rss_peak_bytes"] else s["rss_peak_bytes"] <= 1.5e9)),
+        ("server CPU, all processes, sessions' whole run", f"{fmt(s.get('server_cpu_s'))}"
+         + (f" ({s['server_cpu_all_per_stroke_s']:.2f} s / stroke)" if s.get("server_cpu_all_per_stroke_s") else ""), "", ""),
+        ("browser CPU, sessions' whole run", fmt(s.get("browser_cpu_s")), "", ""),
         ("draws per second", fmt(s["draws_per_s"], "/s"), "", ""),
         ("strokes settled / drawn", f"{s['strokes_settled']} / {s['strokes']}"
          + ("" if s["strokes_with_server_runs"] is None else f" ({s['strokes_with_server_runs']} matched in the run log)"), "", ""),
-        ("drawing phase / whole run", f"{fmt(s['drawing_seconds'])} / {fmt(s['wall_seconds'])}", "", ""),
+        ("first stroke to last settled / sessions' whole run", f"{fmt(s['drawing_seconds'])} / {fmt(s['wall_seconds'])}", "", ""),
     ]
     print(f"\nLoad test: {setup}")
     width = max(len(r[0]) for r in rows)
@@ -483,6 +530,9 @@ def print_report(s: dict, setup: str) -> None:
     for name, value, target, verdict in rows:
         print(f"  {name:<{width}}  {value:<{vwidth}}  {target:<24} {verdict}")
     print(f"  training: {s['training'] or 'n/a'}")
+    if s.get("load_average_before") is not None:
+        print(f"  machine load average (1 min): {s['load_average_before']:.1f} before, {s['load_average_after']:.1f} after "
+              f"on {os.cpu_count()} cores (the browsers share them with the server)")
     for f in s["failures"][:20]:
         print(f"  failure: {f}")
     if len(s["failures"]) > 20:
@@ -538,12 +588,14 @@ def main(argv=None) -> int:
             setup = f"{args.replicas} replica{'s' * (args.replicas > 1)} behind HAProxy (scripts/serve.sh)"
         setup += (f", {args.sessions} drawing sessions x {args.digits} digits, "
                   f"{'no training' if args.no_train else '1 training session'}, server data: {data}")
+        meter = CpuMeter(pids, server.proc.pid if server else None)
+        load_before = os.getloadavg()[0]
         if pids():
             sampler = RssSampler(pids)
             sampler.start()
         t_launch = t_begin = time.time()
         try:
-            t_begin, t_end = asyncio.run(asyncio.wait_for(drive(url, args, sessions, trainer),
+            t_begin, t_end = asyncio.run(asyncio.wait_for(drive(url, args, sessions, trainer, meter),
                                                           max(1.0, deadline - time.monotonic())))
         except (asyncio.TimeoutError, TimeoutError):
             t_end = time.time()
@@ -556,6 +608,10 @@ def main(argv=None) -> int:
             sampler.join()
         summary = summarize(sessions, trainer, strokes_server, sampler.peak if sampler else None,
                             sampler.idle if sampler else None, t_begin, t_end)
+        summary.update(server_cpu_s=meter.server if pids() else None, browser_cpu_s=meter.client,
+                       load_average_before=load_before, load_average_after=os.getloadavg()[0])
+        if summary["server_cpu_s"] is not None and summary["strokes_settled"]:
+            summary["server_cpu_all_per_stroke_s"] = summary["server_cpu_s"] / summary["strokes_settled"]
         print_report(summary, setup)
         if args.json:
             Path(args.json).write_text(json.dumps({
