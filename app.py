@@ -4,6 +4,7 @@ Start it with `streamlit run app.py` (or `bash scripts/app.sh`)."""
 import logging
 import os
 import sys
+import threading
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -11,6 +12,36 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ae.run_log import timed_run
 
 log = logging.getLogger("ae.app")
+
+
+def _in_background(work) -> None:
+    try:
+        work()
+    except Exception:  # a warm-up is only a head start: the page that needs it reports problems
+        log.exception("background warm-up failed")
+
+
+def _cold_start() -> None:
+    """The first page of a fresh server imports PyTorch and friends (seconds): say so at once
+    instead of leaving the page blank, and start loading what the next pages need."""
+    starting = st.empty()
+    starting.info("Starting up: loading PyTorch and the models (a few seconds, once per server)…",
+                  icon=":material/hourglass_top:")
+    import torch
+
+    # One torch thread per script run: the models are tiny, so a second thread mostly waits
+    # (measured: more CPU per digit with two), and the sessions' runs share the cores instead.
+    threads = os.environ.get("AE_TORCH_THREADS", "1")
+    torch.set_num_threads(max(1, int(threads)) if threads.isdigit() else 1)
+    import app_pages.common  # noqa: F401  (the heavy imports every page shares)
+    from ae.analysis import warm_codec
+    from ae.codec_link import codec_status
+
+    # While this page loads its own models, load the codec's coders for Draw and Send & receive
+    # (plain objects of ae.codec, no Streamlit state).
+    threading.Thread(target=_in_background, args=(lambda: warm_codec(codec_status()),),
+                     name="warm-codec", daemon=True).start()
+    starting.empty()
 
 
 def home() -> None:
@@ -96,18 +127,7 @@ with timed_run(ctx.session_id if ctx else "-", navigation.title, "page"):
     st.session_state["_run_log_page"] = navigation.title  # fragment runs log under this page
     try:
         if "torch" not in sys.modules:
-            # A fresh server: the first page imports PyTorch and friends (seconds). Say so at
-            # once instead of leaving the page blank.
-            starting = st.empty()
-            starting.info("Starting up: loading PyTorch and the models (a few seconds, once per server)…",
-                          icon=":material/hourglass_top:")
-            import torch
-
-            # One torch thread per script run: the models are tiny, so a second thread mostly
-            # waits (measured: 2 threads cost more CPU per digit), and sessions run side by side.
-            torch.set_num_threads(max(1, int(os.environ.get("AE_TORCH_THREADS", "1"))))
-            import app_pages.common  # noqa: F401  (the heavy imports every page shares)
-            starting.empty()
+            _cold_start()
         navigation.run()
     except Exception as exc:  # last line of defence: a message on the page, the traceback in the server log
         # Only the kind of failure: the exception's text can hold server paths or data.

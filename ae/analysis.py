@@ -115,6 +115,13 @@ class DrawView:
     coded: list[CodedPayload]  # the codec's own rate-distortion models
 
 
+def warm_codec(status: CodecStatus) -> None:
+    """Code a blank digit at every operating point, so the coders (weights, tables) are loaded
+    before the first real digit needs them."""
+    for point in status.points:
+        code_digit(status, np.zeros((28, 28), dtype=np.float32), point)
+
+
 def code_digit(status: CodecStatus, digit, point) -> CodedPayload:
     try:
         payload = compress_digit(status, digit, point.name)

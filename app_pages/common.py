@@ -13,7 +13,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ae import analysis
 from ae.analysis import AutoencoderView, CodedPayload, DrawView
 from ae.catalog import ModelEntry, list_models, shipped_entry, skipped_models
-from ae.codec_link import CodecStatus, codec_status, compress_digit
+from ae.codec_link import CodecStatus, codec_status
 from ae.data import dataset_available, load_digits
 from ae.display import as_digit_array, digit_image
 from ae.errors import AEError, NothingDrawn
@@ -99,12 +99,7 @@ def warm_up(models: dict[str, ModelEntry | None]) -> None:
 
 @st.cache_resource(show_spinner=False, ttl=120)
 def _warm_codec() -> None:
-    status = codec()
-    for point in status.points:
-        try:
-            compress_digit(status, np.zeros((28, 28), dtype=np.float32), point.name)
-        except AEError:
-            pass
+    analysis.warm_codec(codec())
 
 
 # ---- fragments that report their runs to the run log ----

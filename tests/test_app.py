@@ -122,6 +122,49 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
         assert "Codec not available" in texts(at.info)
 
 
+def test_draw_view_is_computed_once_per_digit(user_models, monkeypatch):
+    """Reruns showing the same digit (a widget moved, another session's same digit) reuse the
+    cached view; a new digit computes a new one."""
+    import ae.analysis
+
+    calls = []
+    real = ae.analysis.draw_view_data
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ae.analysis, "draw_view_data", counting)
+    at = open_page("draw")
+    at.file_uploader[0].set_value(("one.png", _png(_digit_on_paper()), "image/png")).run()
+    assert_clean(at)
+    shown = [m.value for m in at.metric]
+    assert len(calls) == 1
+    at.slider(key="draw_stroke").set_value(30).run()  # a rerun with the same digit
+    at.run()
+    assert_clean(at)
+    assert len(calls) == 1 and [m.value for m in at.metric] == shown
+    wider = _digit_on_paper()
+    wider[40:160, 60:100] = 0  # a thicker "1"
+    at.file_uploader[0].set_value(("two.png", _png(wider), "image/png")).run()
+    assert_clean(at)
+    assert len(calls) == 2 and [m.value for m in at.metric] != shown
+
+
+def test_the_last_resort_message_names_the_kind_of_failure_only(monkeypatch):
+    import ae.catalog
+
+    def broken(name):
+        raise RuntimeError("cannot read /srv/secret/weights/classifier.safetensors")
+
+    monkeypatch.setattr(ae.catalog, "shipped_entry", broken)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    (message,) = [e.value for e in at.error]
+    assert "internal error of kind RuntimeError" in message and "server's log" in message
+    assert "/srv" not in message and "secret" not in message
+
+
 @pytest.mark.parametrize("name,content", [
     ("notes.txt", b"just some text, not an image"),
     ("empty.png", b""),
