@@ -117,9 +117,13 @@ class Watch:
             session.failures.append(f"websocket closed ({url.split('/')[-1]})")
 
 
-async def check_page(page, session: Session, where: str) -> None:
+async def check_page(page, session: Session, where: str, seen: set | None = None) -> None:
+    """Count the exceptions shown on the page now (with `seen`: only those not counted before)."""
     for problem in await page.evaluate(PROBLEMS_JS):
-        session.failures.append(f"{where}: exception on the page: {problem}")
+        if seen is None or problem not in seen:
+            session.failures.append(f"{where}: exception on the page: {problem}")
+            if seen is not None:
+                seen.add(problem)
 
 
 SCREENSHOTS: Path | None = None  # --screenshots: where a page is saved when a wait fails
@@ -157,6 +161,7 @@ async def drawing_session(browser, url: str, session: Session, digits: list[str]
         await canvas.wait_for(timeout=step_timeout * 1000)
         session.load_s = time.monotonic() - started
         await page.wait_for_function(IDLE_JS, timeout=step_timeout * 1000)
+        await check_page(page, session, "page load")
         for d, digit in enumerate(digits):
             box = await canvas.bounding_box()
             await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -218,11 +223,17 @@ async def training_session(browser, url: str, session: Session, started: asyncio
             session.failures.append(f"training did not start ({type(exc).__name__}); the page says: {alerts}")
         await check_page(page, session, "train")
         started.set()
-        await done.wait()
+        seen: set[str] = set()  # its progress fragment reruns twice a second: look for exceptions as often
+        while not done.is_set():
+            await check_page(page, session, "train", seen)
+            try:
+                await asyncio.wait_for(done.wait(), 0.5)
+            except (asyncio.TimeoutError, TimeoutError):
+                pass
         bars = page.locator("[data-testid='stProgress']")
         if await bars.count():
             session.note = (await bars.first.inner_text()).strip().replace("\n", " ")[:160]
-        await check_page(page, session, "train")
+        await check_page(page, session, "train", seen)
         stop = page.get_by_role("button", name="Stop")
         if await stop.count() and await stop.first.is_enabled():
             await stop.first.click(timeout=10_000)
