@@ -255,3 +255,54 @@ def test_server_shutdown_stops_training_cleanly(tmp_path, how):
     expected = {"sigterm-server": {"shutdown"}, "sigterm-group": {"shutdown", "signal"}, "sigkill-server": {"parent"}}
     assert card["stop_reason"] in expected[how] and card["training"]["stopped_early"]
     assert TrainingSlot().holder() is None
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+def test_real_server_stopped_mid_training_saves_and_exits_cleanly(tmp_path):
+    """`streamlit run app.py`, Start on the Train page in Chromium, then SIGTERM to the server."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                deadline = time.monotonic() + 90
+                while True:
+                    try:
+                        page.goto(f"http://127.0.0.1:{port}/train")
+                        break
+                    except sync_api.Error:
+                        assert time.monotonic() < deadline, "the server did not come up"
+                        time.sleep(0.5)
+                start = page.get_by_role("button", name="Start training")
+                start.wait_for(timeout=90_000)
+                start.click()
+                page.get_by_text("(you): epoch").wait_for(timeout=120_000)  # training, and it is ours
+                holder = TrainingSlot().holder()
+                assert holder is not None and holder.pid
+            finally:
+                browser.close()
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=90)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert server.returncode == 0, out
+    assert "terminate called" not in out and "Traceback" not in out, out
+    assert _gone(holder.pid), "the training process outlived the server"
+    assert _saved_pairs(user_models_dir()) == [holder.name]
+    assert json.loads(card_path(user_models_dir() / f"{holder.name}.safetensors").read_text())["stop_reason"] == "shutdown"
+    assert TrainingSlot().holder() is None
