@@ -1,7 +1,7 @@
 """The app under a class: N real Chromium sessions draw digits on Draw while one more trains.
 
     python scripts/load_test.py [--replicas R | --url URL] [--sessions 8] [--digits 3] [--no-train]
-                                [--data-dir DIR] [--timeout 900] [--json out.json]
+                                [--warm] [--data-dir DIR] [--timeout 900] [--json out.json]
 
 Without --url it starts the app itself: `bash scripts/serve.sh --replicas R` (R Streamlit replicas
 behind HAProxy, R=1 by default) on a free port, with AE_RUN_LOG set and an empty user models
@@ -12,7 +12,8 @@ One Chromium process holds every session (a browser context each). The trainer o
 presses Start with the page's defaults; once its progress bar shows, every drawing session opens
 Draw at once and draws its digits, a few strokes each, waiting after each stroke until the page has
 settled: the pictures for this drawing are on screen and the script is no longer running. The
-canvas is cleared between digits. Reported beside the issue's targets:
+canvas is cleared between digits. With --warm, Draw is first opened once on each replica, so the
+sessions meet servers that have imported PyTorch (else the first ones wait for that). Reported beside the issue's targets:
   failures         exceptions shown on a page, websocket disconnects, waits that timed out;
   page load        navigation start -> canvas visible (trainer: -> Start button), max and p95;
   settled          mouse-up -> settled, p50/p95, each session's first draw apart from the rest;
@@ -245,13 +246,28 @@ async def training_session(browser, url: str, session: Session, started: asyncio
         await context.close()
 
 
-async def drive(url: str, args, sessions: list[Session], trainer: Session | None, meter: CpuMeter) -> tuple[float, float]:
+async def warm_up(browser, urls: list[str], step_timeout: float) -> None:
+    """Open Draw once on each replica directly (its first page pays for importing PyTorch)."""
+    for url in urls:
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            await page.goto(f"{url}/draw", timeout=step_timeout * 1000)
+            await page.locator(CANVAS).wait_for(timeout=step_timeout * 1000)
+            await page.wait_for_function(IDLE_JS, timeout=step_timeout * 1000)
+        finally:
+            await context.close()
+
+
+async def drive(url: str, args, sessions: list[Session], trainer: Session | None, meter: CpuMeter,
+                warm_urls: list[str]) -> tuple[float, float]:
     """Run every session; returns the unix times of the first stroke's start and the last settling."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
+            await warm_up(browser, warm_urls, args.step_timeout)
             started, done = asyncio.Event(), asyncio.Event()
             train_task = None
             if trainer is not None:
@@ -307,6 +323,12 @@ class Server:
         try:
             return [int(line.split()[2]) for line in (self.run_dir / "replicas.txt").read_text().splitlines() if line.strip()]
         except (OSError, ValueError, IndexError):
+            return []
+
+    def urls(self) -> list[str]:
+        try:
+            return [f"http://{line.split()[1]}" for line in (self.run_dir / "replicas.txt").read_text().splitlines() if line.strip()]
+        except (OSError, IndexError):
             return []
 
     def stop(self) -> None:
@@ -561,6 +583,8 @@ def main(argv=None) -> int:
     p.add_argument("--sessions", type=int, default=8, help="drawing sessions (default 8)")
     p.add_argument("--digits", type=int, default=3, help="digits each session draws (default 3)")
     p.add_argument("--no-train", action="store_true", help="no training session")
+    p.add_argument("--warm", action="store_true", help="open Draw once on each replica before the sessions start "
+                   "(else the first sessions wait for a fresh server to import PyTorch)")
     p.add_argument("--data-dir", help="AE_DATA_DIR for the server it starts (e.g. /work/shared/data: full MNIST)")
     p.add_argument("--run-log", help="with --url: that server's AE_RUN_LOG file")
     p.add_argument("--server-pid", type=int, action="append", default=[], help="with --url: a Streamlit process to sample RSS from (repeatable)")
@@ -599,6 +623,8 @@ def main(argv=None) -> int:
             setup = f"{args.replicas} replica{'s' * (args.replicas > 1)} behind HAProxy (scripts/serve.sh)"
         setup += (f", {args.sessions} drawing sessions x {args.digits} digits, "
                   f"{'no training' if args.no_train else '1 training session'}, server data: {data}")
+        warm_urls = ([url] if args.url else server.urls()) if args.warm else []
+        setup += ", replicas warmed up first" if args.warm else ", cold server"
         meter = CpuMeter(pids, server.proc.pid if server else None)
         load_before = os.getloadavg()[0]
         if pids():
@@ -606,7 +632,7 @@ def main(argv=None) -> int:
             sampler.start()
         t_launch = t_begin = time.time()
         try:
-            t_begin, t_end = asyncio.run(asyncio.wait_for(drive(url, args, sessions, trainer, meter),
+            t_begin, t_end = asyncio.run(asyncio.wait_for(drive(url, args, sessions, trainer, meter, warm_urls),
                                                           max(1.0, deadline - time.monotonic())))
         except (asyncio.TimeoutError, TimeoutError):
             t_end = time.time()
