@@ -5,14 +5,14 @@ the page is still open)."""
 import plotly.graph_objects as go
 import streamlit as st
 
-from ae.catalog import is_valid_name, list_models, suggest_name
+from ae.catalog import is_valid_name, list_models, suggest_name, user_model_path
 from ae.data import dataset_available
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.live_training import (LiveTraining, TrainingBudget, busy_message, estimate, outcome_text, report_every,
                               training_data_info)
 from ae.models import DEFAULT_CONFIGS
-from ae.train import TrainSettings
+from ae.train import TrainSettings, default_settings
 from ae.training_slot import TrainingSlot, format_seconds
 from ae.weights import user_models_dir
 from app_pages.common import SHORT_TITLES
@@ -74,13 +74,16 @@ with st.container(border=True):
                                 key="train_arch", required=True, disabled=running)
     latent = c1.number_input("Latent neurons", 2, 784, DEFAULT_CONFIGS[arch].latent_dim, key=f"train_latent_{arch}",
                              disabled=running, help="The size of the bottleneck: 4 bytes each as float32.")
-    epochs = c2.slider("Epochs", 1, 30, 3, key="train_epochs", disabled=running)
-    lr = c2.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="train_lr",
-                          format_func=lambda v: f"{v:g}", disabled=running)
-    batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=128, key="train_batch", disabled=running)
     n_train = data.train_size
-    size = c3.slider("Training digits", min(100, n_train), n_train, min(n_train, 10_000), step=100 if n_train > 1000 else 10,
-                     key="train_size", disabled=running, help="A random subset of the training digits.")
+    recommended = default_settings(arch, data.full_dataset, n_train)
+    epochs = c2.slider("Epochs", 1, 30, min(recommended.epochs, 30), key="train_epochs", disabled=running)
+    lr = c2.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=recommended.lr, key=f"train_lr_{arch}",
+                          format_func=lambda v: f"{v:g}", disabled=running)
+    batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=recommended.batch_size, key="train_batch",
+                             disabled=running)
+    size = c3.slider("Training digits", min(100, n_train), n_train, recommended.train_size or n_train,
+                     step=100 if n_train > 1000 else 10, key="train_size", disabled=running,
+                     help="A random subset of the training digits.")
     name = st.text_input("Save as", suggest_name(arch, int(latent)), key=f"train_name_{arch}_{latent}",
                          disabled=running, help="Letters, digits, '-', '_' and '.'; saved in the user models folder.")
     settings = TrainSettings(model=arch, latent_dim=int(latent), epochs=epochs, lr=lr, batch_size=batch,
@@ -101,6 +104,9 @@ with st.container(border=True):
     b2.button("Stop", icon=":material/stop:", disabled=not running, on_click=stop, key="train_stop")
     if not is_valid_name(name):
         st.warning("Choose another name: letters, digits, '-', '_' or '.', and not ff, cnn or classifier.")
+    elif not running and user_model_path(name).exists():
+        st.caption(f"A model named **{name}** exists: nothing is overwritten, this one will be saved under "
+                   f"the next free name ({name}-2, …).")
 if "train_error" in st.session_state:
     st.error(st.session_state["train_error"])
 
