@@ -31,13 +31,13 @@ MIN_INK_FRACTION = 0.0005  # fewer ink pixels than this share of the image: noth
 # which decode into several full-size buffers). JPEG XL is left out on purpose: its plugin
 # (pillow-jxl) decodes the whole image while opening it, before the size can be checked.
 UPLOAD_LIMITS = {  # format: (max bytes, max pixels)
-    "PNG": (10 * 2**20, 4096 * 4096),
-    "JPEG": (6 * 2**20, 4096 * 4096),  # a 12-megapixel phone photo is 2-6 MB
+    "PNG": (10 * 2**20, 4096 * 3072),
+    "JPEG": (6 * 2**20, 4096 * 4096),  # a 12-megapixel phone photo is 2-6 MB; decoded at 1/2-1/8 scale
     "WEBP": (3 * 2**20, 6_000_000),
-    "GIF": (10 * 2**20, 4096 * 4096),
-    "BMP": (10 * 2**20, 4096 * 4096),
-    "TIFF": (10 * 2**20, 4096 * 4096),
-    "AVIF": (3 * 2**20, 10_000_000),
+    "GIF": (10 * 2**20, 4096 * 3072),
+    "BMP": (10 * 2**20, 4096 * 3072),
+    "TIFF": (10 * 2**20, 4096 * 3072),
+    "AVIF": (2 * 2**20, 10_000_000),
 }
 UPLOAD_FORMATS = tuple(UPLOAD_LIMITS)
 UPLOAD_FORMAT_NAMES = "PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF"
