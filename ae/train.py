@@ -74,6 +74,35 @@ def default_settings(arch: str, full_dataset: bool, train_digits: int | None = N
                          train_size=train_size)
 
 
+# Seconds one Start with the defaults takes, one torch thread (scripts/check_train_defaults.py,
+# CPU time on this 2-core machine; both datasets train 500 steps of 32 digits, so they agree).
+FAST_DEMO_SECONDS = {"ff": 10, "cnn": 20}
+
+
+@dataclass(frozen=True)
+class Preset:
+    settings: TrainSettings
+    expected_seconds: float  # on this 2-core machine, one torch thread
+    about: str  # one line for the page
+
+
+def presets(arch: str, full_dataset: bool, train_digits: int | None = None) -> dict[str, Preset]:
+    """The Train page's presets for "ff" or "cnn": "fast demo" (the defaults) always, and on full
+    MNIST "as shipped", the settings behind weights/<arch>.safetensors with the time its card records."""
+    from ae.weights import load_card  # here: ae.weights imports ae.models, which is all this module needs
+
+    found = {"fast demo": Preset(default_settings(arch, full_dataset, train_digits), FAST_DEMO_SECONDS[arch],
+                                 "500 steps of 32 digits: recognisable digits in seconds")}
+    if full_dataset:
+        recorded = load_card(arch)["training"]
+        known = {f.name for f in fields(TrainSettings)}
+        shipped = TrainSettings.from_dict({k: v for k, v in recorded.items() if k in known} | {"device": "auto"})
+        found["as shipped"] = Preset(shipped, recorded["seconds"],
+                                     f"every training digit, {shipped.epochs} epochs of batch {shipped.batch_size}: "
+                                     "the shipped model's quality")
+    return found
+
+
 @dataclass
 class TrainEvent:
     kind: str  # "step": progress within an epoch; "epoch": an epoch ended (has val_loss)

@@ -1,7 +1,12 @@
+import json
+import math
+
+import pytest
 import torch
 
 from ae.data import Digits
-from ae.train import Trainer, TrainSettings, mean_loss
+from ae.train import DEFAULT_STEPS, Trainer, TrainSettings, default_settings, mean_loss, presets
+from ae.weights import load_card
 
 
 def test_short_training_on_the_sample_lowers_the_loss(sample):
@@ -72,3 +77,39 @@ def test_untrained_autoencoders_start_at_the_mean_digit_brightness(sample):
         with torch.no_grad():
             mean = float(model(sample.images[:100]).mean())
         assert abs(mean - MNIST_MEAN_PIXEL) < 0.03, arch
+
+
+@pytest.mark.parametrize("arch", ["ff", "cnn"])
+@pytest.mark.parametrize("full,available", [(False, 800), (False, 1000), (True, 60_000)])
+def test_default_settings_give_enough_steps_whatever_the_dataset(arch, full, available):
+    s = default_settings(arch, full, available)
+    digits = min(s.train_size or available, available)
+    steps_per_epoch = math.ceil(digits / s.batch_size)
+    assert DEFAULT_STEPS <= steps_per_epoch * s.epochs < DEFAULT_STEPS + steps_per_epoch
+    assert s.model == arch and (s.train_size is not None) == full
+
+
+def test_classifier_defaults_and_as_shipped_preset_follow_the_cards():
+    assert default_settings("classifier", True) == TrainSettings(model="classifier")
+    for arch in ("ff", "cnn"):
+        assert set(presets(arch, False)) == {"fast demo"}
+        shipped = presets(arch, True)["as shipped"]
+        recorded = load_card(arch)["training"]
+        assert (shipped.settings.epochs, shipped.settings.lr, shipped.settings.batch_size) == \
+            (recorded["epochs_completed"], recorded["lr"], recorded["batch_size"])
+        assert shipped.expected_seconds == recorded["seconds"]
+
+
+def test_cli_train_fills_unset_settings_from_the_defaults(tmp_path):
+    from ae.cli import main
+
+    def card(*extra):
+        out = tmp_path / "m.safetensors"
+        assert main(["train", "--model", "cnn", "--latent", "4", "--sample", "--max-steps", "1",
+                     "--out", str(out), *extra]) == 0
+        return json.loads(out.with_suffix(".json").read_text())["training"]
+
+    got = card()
+    assert (got["epochs"], got["lr"], got["batch_size"]) == (16, 3e-3, 32)  # 1,000 digits: 32 steps an epoch
+    got = card("--batch-size", "100", "--lr", "1e-3")
+    assert (got["epochs"], got["lr"], got["batch_size"]) == (50, 1e-3, 100)  # still 500 steps
