@@ -12,7 +12,10 @@ Whoever runs the server sets the limits with environment variables:
     AE_TRAIN_MAX_STEPS     steps one training may take (default: no limit); the schedule is
                            planned for the capped steps, so the run still ends properly
     AE_TRAIN_HEARTBEAT_S   a training whose page has not polled it for this long is stopped and
-                           saved: its session has gone (default 30; 0: never)
+                           saved: its session has gone (default: Streamlit's
+                           server.disconnectedSessionTTL, 120 s unless configured; 0: never).
+                           Not much shorter: browsers slow the timers of hidden tabs (Chrome
+                           to once a minute after 5 minutes), and the page polls by a timer
     AE_TRAIN_SLOT_DIR      the folder of the training slot's lock and status files (default:
                            the user models folder); replicas that share it share one slot
 
@@ -127,13 +130,15 @@ class TrainingBudget:
 
     seconds: float | None = 600.0
     max_steps: int | None = None
-    heartbeat_s: float | None = 30.0
+    heartbeat_s: float | None = 120.0
 
     @classmethod
-    def from_env(cls) -> "TrainingBudget":
+    def from_env(cls, heartbeat_s: float = 120.0) -> "TrainingBudget":
+        """The server's settings; `heartbeat_s` is the default when AE_TRAIN_HEARTBEAT_S is unset
+        (the app passes Streamlit's server.disconnectedSessionTTL)."""
         return cls(seconds=_env_number("AE_TRAIN_BUDGET_S", 600.0) or None,
                    max_steps=_env_number("AE_TRAIN_MAX_STEPS", 0, int) or None,
-                   heartbeat_s=_env_number("AE_TRAIN_HEARTBEAT_S", 30.0) or None)
+                   heartbeat_s=_env_number("AE_TRAIN_HEARTBEAT_S", float(heartbeat_s)) or None)
 
     def describe(self) -> str:
         parts = []

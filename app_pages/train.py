@@ -58,7 +58,7 @@ except (AEError, OSError) as exc:
     st.stop()
 (st.caption if data.full_dataset else st.info)(data.note)
 try:
-    budget = TrainingBudget.from_env()
+    budget = TrainingBudget.from_env(heartbeat_s=st.get_option("server.disconnectedSessionTTL"))
 except AEError as exc:
     st.error(str(exc))
     st.stop()

@@ -145,7 +145,8 @@ def test_two_saves_under_one_name_give_two_files_and_overwriting_keeps_the_pair(
 
 
 def test_budget_from_the_environment_and_the_estimate_shown_before_start(monkeypatch):
-    assert TrainingBudget.from_env() == TrainingBudget(600.0, None, 30.0)  # the defaults
+    assert TrainingBudget.from_env() == TrainingBudget(600.0, None, 120.0)  # the defaults
+    assert TrainingBudget.from_env(heartbeat_s=45).heartbeat_s == 45  # the app: Streamlit's session TTL
     monkeypatch.setenv("AE_TRAIN_BUDGET_S", "90")
     monkeypatch.setenv("AE_TRAIN_MAX_STEPS", "500")
     monkeypatch.setenv("AE_TRAIN_HEARTBEAT_S", "0")
