@@ -149,7 +149,7 @@ def _train(spec, channel, control, signals, slot, me) -> None:
         try:
             torch.set_num_interop_threads(1)
         except RuntimeError:
-            pass  # already set (torch was imported by the parent's main module)
+            pass  # already set in this process
         from ae.errors import AEError
         from ae.live_training import training_data
         from ae.train import Trainer, TrainSettings

@@ -154,7 +154,7 @@ def progress() -> None:
     if snap.status == "failed":
         st.error(f"Training failed: {snap.error}")
     elif snap.finished and snap.saved_path is None:
-        st.warning(f"{outcome_text(snap)} before the first step: nothing was saved.")
+        st.warning(f"{outcome_text(snap)} before its first progress report: nothing was saved.")
     elif snap.finished:
         renamed = f" (**{job.name}** was taken)" if snap.name != job.name else ""
         st.success(f"{outcome_text(snap)} as **{snap.name}**{renamed} ({snap.seconds:.0f} s) to `{snap.saved_path}`. "
