@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import functools
+import io
 
 import numpy as np
 import plotly.graph_objects as go
+import pyarrow as pa
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -158,7 +160,11 @@ def missing_model_note(arch: str) -> None:
 
 def show_digit(digit, caption: str, size: int = 140, where=None, stretch: bool = False) -> None:
     """A digit picture `size` px wide (or as wide as its column with `stretch`), pixels kept sharp."""
-    (where or st).image(digit_image(digit, size), output_format="PNG", caption=caption,
+    png = io.BytesIO()
+    # Streamlit would encode the picture at PNG's default level: level 1 takes half the time for
+    # a few hundred bytes more, and PNG bytes are passed on as they are.
+    digit_image(digit, size).save(png, format="PNG", compress_level=1)
+    (where or st).image(png.getvalue(), output_format="PNG", caption=caption,
                         width="stretch" if stretch else size)
 
 
@@ -315,9 +321,14 @@ def draw_view(digit, models: dict[str, ModelEntry | None]) -> tuple[DrawView, di
     return view, errors
 
 
+def small_table(rows: list[dict]) -> None:
+    # An Arrow table goes to the browser as it is; a list of dicts would pass through pandas.
+    st.table(pa.Table.from_pylist(rows), hide_index=True)
+
+
 def show_input_digit(view: DrawView, caption: str) -> None:
     show_digit(view.digit, caption, 168)
-    st.table([{"form": f.name, "size": f"{f.size} B"} for f in view.pixel_forms], hide_index=True)
+    small_table([{"form": f.name, "size": f"{f.size} B"} for f in view.pixel_forms])
     st.caption(" · ".join(f"{f.name}: {f.note}" for f in view.pixel_forms) + ".")
 
 
@@ -351,7 +362,7 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, result: AutoencoderVie
         rows.append({"form": f"coded ({coded.point})", "size": f"{coded.size} B",
                      "decoded PSNR": f"{coded.psnr:.1f} dB"})
         notes.append(f"coded ({coded.point}): the whole payload, decoded by the codec")
-    st.table(rows, hide_index=True)
+    small_table(rows)
     st.caption("; ".join(notes) + ". Decoded PSNR: what each form decodes back to, against the input digit.")
 
 
