@@ -151,6 +151,21 @@ async def draw_stroke(page, box, points, moves_per_segment: int = 12) -> None:
     await page.mouse.up()
 
 
+async def fresh_canvas(canvas, timeout: float) -> None:
+    """Wait until the canvas locator finds a canvas that was not drawn on (strokes sent to the old
+    one while the new one mounts would be lost)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if await canvas.evaluate("el => !el.aeDrawnOn", timeout=2_000):
+                return
+        except Exception:
+            pass  # none yet, or the old and the new one both present for a moment
+        if time.monotonic() > deadline:
+            raise TimeoutError("no fresh canvas after clearing")
+        await asyncio.sleep(0.1)
+
+
 async def drawing_session(browser, url: str, session: Session, digits: list[str], step_timeout: float) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1600})
     page = await context.new_page()
@@ -183,6 +198,7 @@ async def drawing_session(browser, url: str, session: Session, digits: list[str]
                                             first=not any(e.kind == "stroke" for e in session.events)))
                 await check_page(page, session, f"digit {d + 1}")
             if d < len(digits) - 1:  # clear between digits
+                await canvas.evaluate("el => { el.aeDrawnOn = true; }")  # to tell the new canvas from it
                 click, click_wall = time.monotonic(), time.time()
                 await page.get_by_role("button", name="Clear the canvas").click(timeout=step_timeout * 1000)
                 try:
@@ -194,8 +210,7 @@ async def drawing_session(browser, url: str, session: Session, digits: list[str]
                     seconds = None
                     await screenshot(page, f"{session.name}-clear{d + 1}-timeout")
                 session.events.append(Event("clear", click_wall, click_wall + (seconds or step_timeout), seconds))
-                canvas = page.locator(CANVAS)  # a new canvas (the app clears it by changing its key)
-                await canvas.wait_for(timeout=step_timeout * 1000)
+                await fresh_canvas(canvas, step_timeout)  # the app clears it by changing its key
     except Exception as exc:
         session.failures.append(f"session aborted: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     finally:
