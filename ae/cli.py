@@ -292,10 +292,11 @@ def cmd_decompress(args: argparse.Namespace) -> int:
             # memory stays one chunk's worth, and an error leaves no partial output.
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+            width = max(5, len(str(reader.count - 1)))  # names sort in digit order
             try:
                 for part in reader.chunks():
                     for i, image in enumerate(part.images, start=part.start):
-                        (tmp / f"digit_{i:05d}.png").write_bytes(_digit_png(image))
+                        (tmp / f"digit_{i:0{width}d}.png").write_bytes(_digit_png(image))
                 if not out.exists():
                     tmp.replace(out)  # the whole folder appears at once
                 else:

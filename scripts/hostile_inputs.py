@@ -77,6 +77,14 @@ def crafted_single(coder, body: bytes) -> bytes:
     return head + binascii.crc_hqx(coder.fingerprint + head + body, 0).to_bytes(2, "big") + body
 
 
+def shortest_body(coder, count: int) -> int:
+    """The fewest body bytes the codec's length bound accepts for `count` digits."""
+    n = max(0, int(count * coder.min_bits_per_digit - 200) // 8)
+    while coder.max_digits_in(n) < count:
+        n += 1
+    return n
+
+
 def mnist_test_images(data_dir: str | None):
     from ae.data import dataset_available, load_digits
     from ae.sample import load_sample
@@ -100,6 +108,9 @@ def build_inputs(work: Path, data_dir: str | None) -> tuple[list[dict], str]:
     from ae.codec import MAX_CONTAINER_DIGITS, get_coder, operating_points, parse_header
 
     rng = np.random.default_rng(0)
+
+    def noise(n: int) -> bytes:
+        return rng.integers(0, 256, n, dtype=np.uint8).tobytes()
     images, source = mnist_test_images(data_dir)
     cases = []
 
@@ -119,30 +130,30 @@ def build_inputs(work: Path, data_dir: str | None) -> tuple[list[dict], str]:
         add(f"{point.name}: 12-byte container claiming 2^20 digits (app)", "app", "app", tiny)
         add(f"{point.name}: 12-byte container claiming 2^20 digits (decompress, max_digits=2^20)", "app", "lib",
             tiny, max_digits=MAX_CONTAINER_DIGITS)
-        body = rng.integers(0, 256, APP_MAX_BYTES - 12, dtype=np.uint8).tobytes()
+        body = noise(APP_MAX_BYTES - 12)
         add(f"{point.name}: {APP_MAX_DIGITS} digits + random 1 MB body, valid CRC (app)", "app", "app",
             crafted_container(coder, APP_MAX_DIGITS, body))
-        fewest = -(-int(APP_MAX_DIGITS * coder.min_bits_per_digit) // 8)
-        add(f"{point.name}: {APP_MAX_DIGITS} digits + random {fewest:,}-byte body (shortest accepted), valid CRC (app)",
-            "app", "app", crafted_container(coder, APP_MAX_DIGITS, rng.integers(0, 256, fewest, dtype=np.uint8).tobytes()))
+        fewest = shortest_body(coder, APP_MAX_DIGITS)
+        add(f"{point.name}: {APP_MAX_DIGITS} digits + random {fewest:,}-byte body (shortest accepted), valid CRC "
+            f"(app)", "app", "app", crafted_container(coder, APP_MAX_DIGITS, noise(fewest)))
         add(f"{point.name}: {APP_MAX_DIGITS} digits + 1 MB of zero bytes, valid CRC (app)", "app", "app",
             crafted_container(coder, APP_MAX_DIGITS, bytes(APP_MAX_BYTES - 12)))
         genuine = genuine_container(coder, symbols, APP_MAX_DIGITS)
         tail = bytes(APP_MAX_BYTES - len(genuine))
-        add(f"{point.name}: a genuine {APP_MAX_DIGITS}-digit body + zeros up to 1 MB, valid CRC (app)", "app", "app",
-            crafted_container(coder, APP_MAX_DIGITS, genuine[parse_header(genuine)[3]:] + tail))
+        add(f"{point.name}: a genuine {APP_MAX_DIGITS}-digit body + zeros up to 1 MB, valid CRC (app)", "app",
+            "app", crafted_container(coder, APP_MAX_DIGITS, genuine[parse_header(genuine)[3]:] + tail))
         add(f"{point.name}: single-digit header + random 1 MB body, valid CRC-16 (app)", "app", "app",
             crafted_single(coder, body))
-        add(f"{point.name}: genuine container of {APP_MAX_DIGITS} digits (the most the app accepts) (app)", "app", "app",
-            genuine)
+        add(f"{point.name}: genuine container of {APP_MAX_DIGITS} digits (the most the app accepts) (app)", "app",
+            "app", genuine)
         add(f"{point.name}: genuine container of {APP_MAX_DIGITS + 1} digits (app)", "app", "app",
             genuine_container(coder, symbols, APP_MAX_DIGITS + 1))
         if point.name in ("rd-q1", "rd-q4"):
             add(f"{point.name}: genuine 20,000 digits, CLI decompress to a folder of PNGs", "cli", "cli-decompress",
                 genuine_container(coder, symbols, 20_000))
-            shortest = -(-int(100_000 * coder.min_bits_per_digit) // 8)
+            shortest = shortest_body(coder, 100_000)
             add(f"{point.name}: 100,000 digits + random {shortest:,}-byte body (shortest accepted), CLI decompress",
-                "cli", "cli-decompress", crafted_container(coder, 100_000, rng.integers(0, 256, shortest, dtype=np.uint8).tobytes()))
+                "cli", "cli-decompress", crafted_container(coder, 100_000, noise(shortest)))
             add(f"{point.name}: 100,000 digits + {shortest:,} zero bytes (shortest accepted), CLI decompress",
                 "cli", "cli-decompress", crafted_container(coder, 100_000, bytes(shortest)))
         if point.name == "rd-q1":
@@ -162,12 +173,15 @@ def build_inputs(work: Path, data_dir: str | None) -> tuple[list[dict], str]:
     blp = io.BytesIO()
     Image.fromarray((images[3, 0].numpy() * 255).astype("uint8")).convert("P").save(blp, format="BLP")
     add("upload: a real BLP2 file written by Pillow (a digit)", "upload", "upload", blp.getvalue())
-    big = Image.new("L", (6400, 6250), 0)
-    digit = Image.fromarray((images[0, 0].numpy() * 255).astype("uint8")).resize((2000, 2000))
-    big.paste(digit, (2200, 2100))
-    png = io.BytesIO()
-    big.save(png, format="PNG", optimize=True)
-    add(f"upload: 6400x6250 mostly-black PNG ({len(png.getvalue()) // 1024} KB)", "upload", "upload", png.getvalue())
+    digit = Image.fromarray((images[0, 0].numpy() * 255).astype("uint8")).resize((400, 400))
+    for side, why in [((6400, 6250), "mostly-black PNG"),
+                      ((4096, 3072), "mostly-black PNG (the most pixels ae.preprocess accepts for PNG today)")]:
+        big = Image.new("L", side, 0)
+        big.paste(digit, (side[0] // 2 - 200, side[1] // 2 - 200))
+        png = io.BytesIO()
+        big.save(png, format="PNG", optimize=True)
+        add(f"upload: {side[0]}x{side[1]} {why} ({len(png.getvalue()) // 1024} KB)", "upload", "upload",
+            png.getvalue())
 
     # A user models folder with broken entries.
     models = work / "user_models"
@@ -201,7 +215,8 @@ def _status_kb(key: str) -> int:
 
 def warm_up(point: str | None) -> None:
     """What a running server has done before: imports, and the case's operating point loaded and
-    used on a full chunk (the buffers a big payload needs)."""
+    used on 64 digits (not more, so that memory the allocator keeps from the warm-up does not
+    hide what the case itself needs)."""
     import torch
 
     from ae.codec import compress, decompress, get_coder
@@ -210,7 +225,7 @@ def warm_up(point: str | None) -> None:
     from PIL import Image
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    x = load_sample().images
+    x = load_sample().images[:64]
     if point:
         decompress(compress(x, get_coder(point)))
     png = io.BytesIO()
