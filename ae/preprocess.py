@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL.JpegImagePlugin import MARKER as JPEG_MARKERS
 from PIL.JpegImagePlugin import JpegImageFile
 
 from ae.errors import NothingDrawn, PreprocessError
@@ -49,6 +50,11 @@ TIFF_COMPRESSIONS = ("raw", "packbits", "tiff_lzw", "tiff_deflate", "tiff_adobe_
                      "tiff_ccitt", "group3", "group4")
 MAX_TIFF_ENTRIES = 256  # tags in a TIFF's directory (a scanner writes ~20)
 MAX_TIFF_VALUES = 16384  # values in one tag, e.g. strips (one per row of 8192 rows, two bands)
+# Pillow walks these structures in Python, a few microseconds a step: a 10 MB file of 800,000
+# empty PNG chunks takes 13 s. Ordinary files need a few dozen (PNG: one chunk per 8-64 KB).
+MAX_PNG_CHUNKS = 4096
+MAX_GIF_BLOCKS = 4096  # extension sub-blocks before the first picture
+MAX_JPEG_MARKERS = 1024  # markers, padding and junk bytes before the picture data
 WORK_SIDE = 1024  # larger images are box-averaged down to this long side: plenty for a 20 px digit
 TILE_PIXELS = 1 << 20  # large images are converted to grey this many pixels at a time
 HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -137,6 +143,52 @@ def _read_upload(source) -> bytes:
     return data
 
 
+def _check_png_chunks(data: bytes) -> None:
+    pos = 8
+    for _ in range(MAX_PNG_CHUNKS):
+        if pos + 8 > len(data) or data[pos + 4:pos + 8] == b"IEND":
+            return
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")
+    raise PreprocessError(f"The PNG file has more than {MAX_PNG_CHUNKS} chunks: save the image again as an ordinary PNG.")
+
+
+def _check_gif_blocks(data: bytes) -> None:
+    flags = data[10] if len(data) > 10 else 0
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # after the global colour table
+    blocks = 0
+    while pos + 1 < len(data) and data[pos] == 0x21:  # an extension: label, then sub-blocks
+        pos += 2
+        while pos < len(data) and blocks <= MAX_GIF_BLOCKS:
+            size, pos, blocks = data[pos], pos + 1 + data[pos], blocks + 1
+            if size == 0:
+                break
+        if blocks > MAX_GIF_BLOCKS:
+            raise PreprocessError(f"The GIF file has more than {MAX_GIF_BLOCKS} extension blocks: "
+                                  f"save the image again as an ordinary GIF or PNG.")
+
+
+def _check_jpeg_markers(data: bytes) -> None:
+    pos, steps = 2, 0  # after the start-of-image marker
+    while pos + 1 < len(data) and steps <= MAX_JPEG_MARKERS:
+        if data[pos] != 0xFF:  # junk, which Pillow skips a byte at a time
+            found = data.find(b"\xff", pos)
+            steps, pos = steps + ((found if found >= 0 else len(data)) - pos), (found if found >= 0 else len(data))
+            continue
+        marker, steps = data[pos + 1], steps + 1
+        if marker == 0xDA:  # start of scan: libjpeg decodes the rest
+            return
+        known = JPEG_MARKERS.get(0xFF00 | marker)
+        if marker in (0x00, 0xFF) or (known is not None and known[2] is None):
+            pos += 1 if marker == 0xFF else 2  # padding, or a marker without a segment
+        elif known is None:
+            return  # Pillow refuses it at once
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    if steps > MAX_JPEG_MARKERS:
+        raise PreprocessError(f"The JPEG file has more than {MAX_JPEG_MARKERS} markers before its picture: "
+                              f"save the image again as an ordinary JPEG.")
+
+
 def _check_tiff_directory(data: bytes) -> None:
     """Pillow makes a Python object for every strip or tile a TIFF lists while opening it: a
     10 MB file listing a million strips costs ~10 s and 400 MB. Read the first directory's
@@ -159,6 +211,12 @@ def _check_tiff_directory(data: bytes) -> None:
 
 def _open_image(data: bytes) -> Image.Image:
     """Identify the upload among the accepted formats and check its cost, before decoding it."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        _check_png_chunks(data)
+    elif data.startswith((b"GIF87a", b"GIF89a")):
+        _check_gif_blocks(data)
+    elif data.startswith(b"\xff\xd8\xff"):
+        _check_jpeg_markers(data)
     _check_tiff_directory(data)
     img = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
     max_bytes, max_pixels = UPLOAD_LIMITS[img.format if img.format in UPLOAD_LIMITS else "JPEG"]  # MPO is a JPEG

@@ -219,6 +219,35 @@ def test_a_tiff_listing_a_million_strips_is_refused_before_pillow_parses_it():
         image_file_to_digit(tiff + bytes(4 + 100))
 
 
+def png_chunk(kind: bytes, body: bytes = b"") -> bytes:
+    import zlib
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+@pytest.mark.parametrize("where", ["before the pixels", "after the pixels"])
+def test_a_png_of_thousands_of_empty_chunks_is_refused_before_pillow_walks_them(where):
+    png = encode(paper_digit(), "PNG")
+    head, tail = (png[:33], png[33:]) if where == "before the pixels" else (png[:-12], png[-12:])
+    assert image_file_to_digit(head + png_chunk(b"abCd") * 100 + tail).shape == (28, 28)  # a few: fine
+    with pytest.raises(PreprocessError, match="more than 4096 chunks"):
+        image_file_to_digit(head + png_chunk(b"abCd") * preprocess.MAX_PNG_CHUNKS + tail)
+
+
+def test_a_gif_or_jpeg_full_of_empty_blocks_or_markers_is_refused():
+    gif = encode(paper_digit(), "GIF")
+    picture = 13 + (3 << ((gif[10] & 7) + 1) if gif[10] & 0x80 else 0)  # after the colour table
+    many = preprocess.MAX_GIF_BLOCKS + 1
+    with pytest.raises(PreprocessError, match="extension blocks"):
+        image_file_to_digit(gif[:picture] + b"\x21\xfe\x00" * many + gif[picture:])
+    with pytest.raises(PreprocessError, match="extension blocks"):
+        image_file_to_digit(gif[:picture] + b"\x21\xfe" + b"\x01a" * many + b"\x00" + gif[picture:])
+    jpeg = encode(paper_digit(mode="RGB"), "JPEG")
+    assert image_file_to_digit(jpeg[:2] + b"\xff\xfe\x00\x02" * 50 + jpeg[2:]).shape == (28, 28)
+    for filler in [b"\xff\xfe\x00\x02", b"\xff", b"\xff\xd0", b"\x00"]:  # comments, padding, RSTs, junk
+        with pytest.raises(PreprocessError, match="markers before its picture"):
+            image_file_to_digit(jpeg[:20] + filler * (preprocess.MAX_JPEG_MARKERS + 1) + jpeg[20:])
+
+
 def test_images_too_large_or_too_long_a_side_are_refused_before_decoding(monkeypatch):
     decoded = []
     monkeypatch.setattr(preprocess, "image_to_array", lambda img: decoded.append(img) or 1 / 0)
