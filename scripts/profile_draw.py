@@ -12,6 +12,7 @@ by stroke on the Draw page, and prints per-stroke figures:
 
     python scripts/profile_draw.py --digits 6
     python scripts/profile_draw.py --cprofile      # in-process profile of one digit's Draw data
+    python scripts/profile_draw.py --app-dir ../before   # the app of another checkout, same browser steps
 
 The browser shares the machine's cores with the server, so judge the server by its CPU figures.
 """
@@ -93,11 +94,11 @@ def draw_polyline(page, box, points, steps: int = 12) -> None:
     page.mouse.up()
 
 
-def start_server(port: int, env: dict, log_file) -> subprocess.Popen:
+def start_server(port: int, env: dict, log_file, app_dir: Path = ROOT) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        cwd=app_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -134,7 +135,7 @@ def summary(name: str, values: list[float], unit: str = "s") -> str:
             f"  mean {fmt.format(statistics.fmean(values) * scale)}  (n={len(values)})")
 
 
-def browser_profile(n_digits: int, keep_log: Path | None) -> None:
+def browser_profile(n_digits: int, keep_log: Path | None, app_dir: Path = ROOT) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="profile_draw_"))
@@ -146,7 +147,7 @@ def browser_profile(n_digits: int, keep_log: Path | None) -> None:
                AE_DATA_DIR=str(work / "no_data"))
     port = free_port()
     with open(work / "streamlit.log", "w+") as server_log:
-        proc = start_server(port, env, server_log)
+        proc = start_server(port, env, server_log, app_dir)
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -245,13 +246,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--digits", type=int, default=6, help="digits to draw (each 1-2 strokes)")
     parser.add_argument("--log", type=Path, help="keep the run log here")
+    parser.add_argument("--app-dir", type=Path, default=ROOT,
+                        help="serve the app of another checkout (e.g. a git worktree of an older commit)")
     parser.add_argument("--cprofile", action="store_true", help="profile one digit's computing in-process instead")
     parser.add_argument("--top", type=int, default=30, help="functions to list with --cprofile")
     args = parser.parse_args(argv)
     if args.cprofile:
         cprofile_one_digit(args.top)
     else:
-        browser_profile(args.digits, args.log)
+        browser_profile(args.digits, args.log, args.app_dir.resolve())
 
 
 if __name__ == "__main__":
