@@ -5,9 +5,11 @@
 For each accepted format it builds the worst file the limits in `ae.preprocess.UPLOAD_LIMITS`
 still accept: the most pixels allowed (a square), its top rows filled with random noise (which
 no codec compresses, so decoding costs the most per byte) up to just under the format's byte
-limit, the rest paper with a dark digit stroke. Then the refused cases issue 9 names: a file
-Pillow would open as BLP and a 6400x6250 mostly-black PNG. Each case runs in a fresh subprocess
-that warms up on a small file of the same format, resets the kernel's peak-RSS counter
+limit, the rest paper with a dark digit stroke. Then refused cases: the two issue 9 names (a
+file Pillow would open as BLP, a 6400x6250 mostly-black PNG) and files whose structure Pillow
+walks in Python (hundreds of thousands of empty PNG chunks, GIF extensions, JPEG comments).
+Each case runs in a fresh subprocess that warms up on a small file of the same format, resets
+the kernel's peak-RSS counter
 (/proc/self/clear_refs) and measures one `image_file_to_digit` call: wall and CPU seconds, and
 VmHWM minus VmRSS before the call. Target (issue 9): < 0.5 s and < 150 MB.
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +83,15 @@ def refused_cases() -> dict[str, bytes]:
     big[2000:4000, 3000:3400] = 255
     png = io.BytesIO()
     Image.fromarray(big).save(png, "PNG", optimize=True)
+    small = {fmt: encode(picture(64, 0), "RGB", fmt, {}) for fmt in ("PNG", "GIF", "JPEG")}
+    empty_chunk = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
+    gif_end = 13 + (3 << ((small["GIF"][10] & 7) + 1) if small["GIF"][10] & 0x80 else 0)  # after the palette
     return {"BLP claiming an unsupported compression": blp,
-            f"6400x6250 mostly-black PNG ({len(png.getvalue()) // 1024} KB)": png.getvalue()}
+            f"6400x6250 mostly-black PNG ({len(png.getvalue()) // 1024} KB)": png.getvalue(),
+            "PNG of 800,000 empty chunks": small["PNG"][:33] + empty_chunk * 800_000 + small["PNG"][33:],
+            "GIF of 2,000,000 empty extensions": small["GIF"][:gif_end] + b"\x21\xfe\x00" * 2_000_000
+            + small["GIF"][gif_end:],
+            "JPEG of 1,400,000 empty comments": small["JPEG"][:2] + b"\xff\xfe\x00\x02" * 1_400_000 + small["JPEG"][2:]}
 
 
 def _status_kb(key: str) -> int:
@@ -131,7 +141,7 @@ def main() -> int:
             path = Path(tmp) / "upload"
             path.write_bytes(data)
             out = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True,
-                                 text=True, timeout=120)
+                                 text=True, timeout=300)
             if out.returncode:
                 print(f"{name:44s} child failed: {out.stderr.strip().splitlines()[-1:]}")
                 continue
