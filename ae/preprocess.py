@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +171,8 @@ def _check_jpeg_markers(data: bytes) -> None:
     while pos + 1 < len(data) and steps <= MAX_JPEG_MARKERS:
         if data[pos] != 0xFF:  # junk, which Pillow skips a byte at a time
             found = data.find(b"\xff", pos)
-            steps, pos = steps + ((found if found >= 0 else len(data)) - pos), (found if found >= 0 else len(data))
+            end = found if found >= 0 else len(data)
+            steps, pos = steps + end - pos, end
             continue
         marker, steps = data[pos + 1], steps + 1
         if marker == 0xDA:  # start of scan: libjpeg decodes the rest
@@ -243,7 +243,7 @@ def _decoder_failure(exc: Exception) -> PreprocessError:
     """A readable message for whatever a decoder raised on a damaged or hostile file."""
     if isinstance(exc, UnidentifiedImageError):
         return PreprocessError(f"This file is not an image that can be read here: use {UPLOAD_FORMAT_NAMES}.")
-    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+    if isinstance(exc, Image.DecompressionBombError):
         return PreprocessError("The image has too many pixels: too large to process.")
     if isinstance(exc, MemoryError):
         return PreprocessError("The image needs more memory to decode than this server allows: use a smaller image.")
@@ -312,12 +312,12 @@ def image_to_array(img: Image.Image) -> np.ndarray:
 def upload_to_grey(source) -> np.ndarray:
     """An uploaded image (path, bytes, file object or PIL image) -> (H,W) grey float in [0,1],
     at most WORK_SIDE px on the long side. Every decoder failure becomes a PreprocessError."""
+    # No warnings.catch_warnings here: it changes process-wide filters, and the app serves
+    # sessions in threads. Pillow's bomb warning needs no catching either: the pixel limits
+    # above are far below it and are checked before decoding.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's notes on damaged metadata: not for the user
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = source if isinstance(source, Image.Image) else _open_image(_read_upload(source))
-            return image_to_array(img)
+        img = source if isinstance(source, Image.Image) else _open_image(_read_upload(source))
+        return image_to_array(img)
     except PreprocessError:
         raise
     except Exception as exc:  # noqa: BLE001  (decoders of hostile files raise anything: struct.error, ZeroDivisionError...)

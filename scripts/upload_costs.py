@@ -9,9 +9,9 @@ limit, the rest paper with a dark digit stroke. Then refused cases: the two issu
 file Pillow would open as BLP, a 6400x6250 mostly-black PNG) and files whose structure Pillow
 walks in Python (hundreds of thousands of empty PNG chunks, GIF extensions, JPEG comments).
 Each case runs in a fresh subprocess that warms up on a small file of the same format, resets
-the kernel's peak-RSS counter
-(/proc/self/clear_refs) and measures one `image_file_to_digit` call: wall and CPU seconds, and
-VmHWM minus VmRSS before the call. Target (issue 9): < 0.5 s and < 150 MB.
+the kernel's peak-RSS counter (/proc/self/clear_refs) and measures one `image_file_to_digit`
+call: wall and CPU seconds, and VmHWM minus VmRSS before the call. Target (issue 9): < 0.5 s
+and < 150 MB.
 """
 from __future__ import annotations
 
