@@ -130,11 +130,9 @@ def code_digit(status: CodecStatus, digit, point) -> CodedPayload:
     try:
         coder = codec.get_coder(point.name)
         data = codec.compress(as_digit_array(digit), coder)
-        decoded = codec.decompress(data, coders=[coder]).images
+        decoded = np.asarray(codec.decompress(data, coders=[coder]).images[0, 0], dtype=np.float32)
     except AEError as exc:
         return CodedPayload(point.name, point.label, error=str(exc))
-    decoded = np.asarray(decoded.detach().cpu().numpy() if hasattr(decoded, "detach") else decoded,
-                         dtype=np.float32).reshape(-1, 28, 28)[0]
     return CodedPayload(point.name, point.label, len(data), decoded, picture_psnr(digit, decoded))
 
 
