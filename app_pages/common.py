@@ -28,6 +28,7 @@ from ae.weights import load_model
 
 ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
 SHORT_TITLES = {"ff": "Feedforward (FF)", "cnn": "Convolutional (CNN)"}
+LATENT_CHART_HEIGHT = 240  # px
 IMAGE_UPLOAD_HELP = "PNG, JPEG, GIF, WebP or BMP; a dark digit on light paper or a light digit on black."
 
 
@@ -93,9 +94,10 @@ def warm_up(models: dict[str, ModelEntry | None]) -> None:
     for entry in models.values():
         if entry is not None:
             try:
-                load_entry(entry)
+                model = load_entry(entry)
             except AEError:
-                pass  # reported where the model is used
+                continue  # reported where the model is used
+            _chart_template(entry.arch, model.latent_dim, LATENT_CHART_HEIGHT)  # validated once
     classifier()
     _warm_codec()
 
@@ -257,7 +259,7 @@ def _chart_template(arch: str, size: int, height: int) -> dict:
     return latent_chart(np.zeros(size, dtype=np.float32), arch, height).to_dict()
 
 
-def quick_latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
+def quick_latent_chart(latent: np.ndarray, arch: str, height: int = LATENT_CHART_HEIGHT) -> go.Figure:
     """The same figure as latent_chart, without plotly validating every property again (~10 ms
     a figure, twice a stroke): the validated figure of a zero latent, this latent's values put in."""
     template = _chart_template(arch, len(latent), height)
@@ -271,7 +273,7 @@ def quick_latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.F
     return go.Figure({**template, "data": [trace]}, _validate=False)
 
 
-def latent_chart(latent: np.ndarray, arch: str, height: int = 240) -> go.Figure:
+def latent_chart(latent: np.ndarray, arch: str, height: int = LATENT_CHART_HEIGHT) -> go.Figure:
     """196 FF neurons as a 14×14 heat map; other latents as bars (one per neuron)."""
     d = len(latent)
     side = int(round(d ** 0.5))

@@ -46,3 +46,16 @@ def test_the_view_is_plain_data_that_pickles(sample, models):
     copy = pickle.loads(pickle.dumps(view))
     np.testing.assert_array_equal(copy.autoencoders["ff"].image, view.autoencoders["ff"].image)
     assert b"torch" not in pickle.dumps(view)
+
+
+@pytest.mark.parametrize("arch,size", [("ff", 196), ("cnn", 32), ("ff", 30)])
+def test_the_quick_latent_chart_is_the_validated_one(arch, size):
+    import json
+
+    import plotly.io as pio
+
+    from app_pages.common import latent_chart, quick_latent_chart
+
+    latent = np.random.default_rng(size).normal(size=size).astype(np.float32)
+    assert json.loads(pio.to_json(quick_latent_chart(latent, arch), validate=False)) == \
+        json.loads(pio.to_json(latent_chart(latent, arch), validate=False))
