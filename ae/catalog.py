@@ -60,7 +60,7 @@ def _read_entry(path: Path, shipped: bool, stamp: tuple) -> ModelEntry | str:
     changed file read again; an unchanged one costs nothing on the next page rerun."""
     try:
         card = load_card(path)
-        config = check_config(card["config"], path.name)
+        config = check_config(card["config"], path.name, count_parameters=not shipped)
     except WeightsError as exc:
         return str(exc)
     return ModelEntry(path.stem, path, config.arch, config.latent_dim, shipped, card)

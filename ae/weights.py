@@ -53,6 +53,12 @@ def weights_path(name_or_path: str | os.PathLike) -> Path:
     return user if not shipped.exists() and user.exists() else shipped
 
 
+def is_shipped(path: Path) -> bool:
+    """A file of the repository's weights folder, card included (a user folder's link to a
+    shipped file still has a card from that folder)."""
+    return path.parent.resolve() == WEIGHTS_DIR
+
+
 def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
@@ -158,10 +164,12 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_config(config, where: str) -> ModelConfig:
+def check_config(config, where: str, count_parameters: bool = True) -> ModelConfig:
     """A card's config -> ModelConfig, or a WeightsError naming `where` (a file name): types and
     ranges first, then the parameter count of the model built on the "meta" device (shapes only,
-    no memory), so a hostile card never allocates anything."""
+    no memory), so a hostile card never allocates anything. The shipped cards are part of the
+    repository and skip the count: building a codec model on "meta" imports sympy (~1 s and
+    35 MB, once per process) through the prior's torch.linspace."""
     def bad(why: str) -> WeightsError:
         return WeightsError(f"The card of {where} {why}: it cannot rebuild a model.")
 
@@ -183,6 +191,8 @@ def check_config(config, where: str) -> ModelConfig:
         raise bad(f"asks for channels {list(channels)[:8]} (at most {MAX_CONV_STAGES} stages of 1 to {MAX_CHANNELS})")
     try:
         parsed = ModelConfig.from_dict(config)
+        if not count_parameters:
+            return parsed
         with torch.device("meta"):
             model = build_model(parsed)
     except Exception as exc:  # noqa: BLE001  (any construction failure means the card is unusable)
@@ -204,7 +214,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if not stat.S_ISREG(info.st_mode):
         raise WeightsError(f"{path.name} is not a regular file.")
     card = load_card(path)
-    config = check_config(card["config"], path.name)
+    config = check_config(card["config"], path.name, count_parameters=not is_shipped(path))
     if info.st_size > MAX_WEIGHTS_BYTES:
         raise WeightsError(f"{path.name} is {info.st_size // 2**20} MB: far more than its model needs, so not its weights.")
     try:

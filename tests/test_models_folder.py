@@ -168,3 +168,11 @@ def test_names_must_match_whole():
     for bad in ["ff\n", "mine\n", "a" * 65, "", ".hidden", "a/b", "cnn", "x y", "é"]:
         assert not is_valid_name(bad), bad
     assert MODEL_NAME.fullmatch("ok") and not MODEL_NAME.fullmatch("ok\n")
+
+
+def test_a_link_to_shipped_weights_is_checked_like_any_user_file(folder):
+    link = folder / "borrowed.safetensors"
+    link.symlink_to(WEIGHTS_DIR / "cnn.safetensors")
+    card_path(link).write_text(card(arch="cnn", latent_dim=784, channels=[1024, 1024]))
+    with pytest.raises(WeightsError, match="parameters"):
+        load_model(link)
