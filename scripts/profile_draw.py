@@ -110,7 +110,8 @@ def start_server(port: int, env: dict, log_file, app_dir: Path = ROOT) -> subpro
             break
         time.sleep(0.3)
     proc.kill()
-    raise SystemExit("streamlit did not start; see its log")
+    log_file.seek(0)
+    raise SystemExit(f"streamlit did not start:\n{log_file.read()[-3000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -136,9 +137,17 @@ def summary(name: str, values: list[float], unit: str = "s") -> str:
 
 
 def browser_profile(n_digits: int, keep_log: Path | None, app_dir: Path = ROOT) -> None:
+    with tempfile.TemporaryDirectory(prefix="profile_draw_") as work:
+        strokes, clears, errors = _drive(n_digits, Path(work), keep_log, app_dir)
+    report(strokes, clears, errors)
+    if keep_log:
+        print(f"run log: {keep_log}")
+
+
+def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
+    """Serve the app, draw the digits; the strokes' and clears' runs and the server's tracebacks."""
     from playwright.sync_api import expect, sync_playwright
 
-    work = Path(tempfile.mkdtemp(prefix="profile_draw_"))
     run_log = keep_log or work / "runs.jsonl"
     run_log.unlink(missing_ok=True)
     (work / "user_models").mkdir()
@@ -190,8 +199,7 @@ def browser_profile(n_digits: int, keep_log: Path | None, app_dir: Path = ROOT) 
         finally:
             stop(proc)
         errors = [line for line in (work / "streamlit.log").read_text().splitlines() if "Traceback" in line]
-    report(strokes, clears, errors)
-    print(f"run log: {run_log}")
+    return strokes, clears, errors
 
 
 def report(strokes: list[dict], clears: list[dict], errors: list[str]) -> None:
