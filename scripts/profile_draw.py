@@ -13,6 +13,7 @@ by stroke on the Draw page, and prints per-stroke figures:
     python scripts/profile_draw.py --digits 6
     python scripts/profile_draw.py --cprofile      # in-process profile of one digit's Draw data
     python scripts/profile_draw.py --app-dir ../before   # the app of another checkout, same browser steps
+    python scripts/profile_draw.py --cold          # a fresh server's Home: first text, then the title
 
 The browser shares the machine's cores with the server, so judge the server by its CPU figures.
 """
@@ -202,6 +203,38 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
     return strokes, clears, errors
 
 
+def cold_home(app_dir: Path) -> None:
+    """A fresh server's first page: when the first text shows, and when the Home title does."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="profile_draw_") as work:
+        (Path(work) / "user_models").mkdir()
+        env = dict(os.environ, AE_USER_MODELS_DIR=str(Path(work) / "user_models"))
+        port = free_port()
+        with open(Path(work) / "streamlit.log", "w+") as server_log:
+            proc = start_server(port, env, server_log, app_dir)
+            try:
+                with sync_playwright() as p:
+                    browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                    try:
+                        page = browser.new_page()
+                        started = time.monotonic()
+                        page.goto(f"http://127.0.0.1:{port}/")
+                        first = title = None
+                        while title is None and time.monotonic() - started < 120:
+                            text = page.evaluate("document.querySelector(\"[data-testid='stMain']\")?.innerText ?? ''")
+                            if first is None and text.strip():
+                                first = time.monotonic() - started, text.strip().splitlines()[-1][:60]
+                            if "Digits in a few bytes" in text:
+                                title = time.monotonic() - started
+                            time.sleep(0.05)
+                    finally:
+                        browser.close()
+            finally:
+                stop(proc)
+    print(f"cold Home: first text after {first[0]:.2f} s ({first[1]!r}); the title after {title:.2f} s")
+
+
 def report(strokes: list[dict], clears: list[dict], errors: list[str]) -> None:
     def per(items, key):
         return [sum(r[key] for r in it["runs"]) for it in items]
@@ -257,10 +290,13 @@ def main(argv=None) -> None:
     parser.add_argument("--app-dir", type=Path, default=ROOT,
                         help="serve the app of another checkout (e.g. a git worktree of an older commit)")
     parser.add_argument("--cprofile", action="store_true", help="profile one digit's computing in-process instead")
+    parser.add_argument("--cold", action="store_true", help="time a fresh server's Home page instead")
     parser.add_argument("--top", type=int, default=30, help="functions to list with --cprofile")
     args = parser.parse_args(argv)
     if args.cprofile:
         cprofile_one_digit(args.top)
+    elif args.cold:
+        cold_home(args.app_dir.resolve())
     else:
         browser_profile(args.digits, args.log, args.app_dir.resolve())
 
