@@ -14,3 +14,5 @@ fi
 export PATH="$VENV/bin:$PATH"
 # Busy-waiting OpenMP threads collapse when two torch processes share the cores (see ae/__init__.py).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# The Latent explorer's in-browser decoder (optional: guarded, cached, never fatal).
+source "$AE_ROOT/scripts/frontend.sh" || true
