@@ -63,6 +63,13 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def read_log(path: Path) -> list[dict]:
     from ae.run_log import read_log as read
 
@@ -170,15 +177,19 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
                     expect(page.get_by_text("Draw a digit on the black square")).to_be_visible(timeout=60_000)
                     load_runs = wait_for_runs(run_log, 0)
                     print(f"page load: {time.monotonic() - loaded:.1f} s to the hint; "
-                          f"{len(load_runs)} run(s), server CPU {sum(r['cpu_s'] for r in load_runs):.2f} s")
+                          f"{len(load_runs)} run(s), server CPU {sum(r['cpu_s'] for r in load_runs):.2f} s; "
+                          f"server RSS {rss_mb(proc.pid):.0f} MB")
                     box = canvas.bounding_box()
                     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
                     time.sleep(0.4)  # hovering moves the canvas toolbar out of the way
                     strokes, clears = [], []
                     for d in range(n_digits):
+                        # Past the six shapes, shift them a little: the same drawing again would be
+                        # a cache hit, not a new digit.
+                        shift = 0.03 * (d // len(DIGIT_STROKES))
                         for points in DIGIT_STROKES[d % len(DIGIT_STROKES)]:
                             seen, cpu0 = len(read_log(run_log)), process_cpu_s(proc.pid)
-                            draw_polyline(page, box, points)
+                            draw_polyline(page, box, [(x + shift, y + shift / 2) for x, y in points])
                             runs = wait_for_runs(run_log, seen)
                             strokes.append({"runs": runs, "process_cpu_s": process_cpu_s(proc.pid) - cpu0})
                         expect(page.get_by_text("reconstruction", exact=True)).to_have_count(2, timeout=30_000)
@@ -193,6 +204,7 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
                         box = canvas.bounding_box()
                         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
                         time.sleep(0.4)
+                    print(f"server RSS after the strokes: {rss_mb(proc.pid):.0f} MB")
                     if page.locator("[data-testid='stException']").count():
                         print("the page shows an exception:", page.locator("[data-testid='stException']").first.inner_text())
                 finally:
