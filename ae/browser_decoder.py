@@ -97,3 +97,15 @@ def export_decoder(model: nn.Module) -> BrowserDecoder:
     blob = save(tensors, metadata={"ops": json.dumps(ops), "latent_dim": str(model.latent_dim),
                                    "pixels": str(NUM_PIXELS)})
     return BrowserDecoder(blob=blob, sha256=hashlib.sha256(blob).hexdigest())
+
+
+def pca_directions(pca, k: int) -> np.ndarray:
+    """(k, D) rows such that latent + sum_i offset_i * row_i == pca.move(latent, offsets)."""
+    return (pca.scales[:k, None] * pca.components[:k]).astype(np.float32)
+
+
+def neuron_directions(dims, stds, latent_dim: int) -> np.ndarray:
+    """(k, D) rows such that latent + sum_i offset_i * row_i == move_dims(latent, dims, offsets, stds)."""
+    rows = np.zeros((len(dims), latent_dim), dtype=np.float32)
+    rows[np.arange(len(dims)), np.asarray(dims)] = np.asarray(stds, dtype=np.float32)
+    return rows

@@ -6,10 +6,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ae.analysis import reconstruct_digit
+from ae.browser_decoder import neuron_directions, pca_directions
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
 from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, mnist_test_digits
+from app_pages.latent_decoder import browser_decoder, frontend_built, live_sliders
 
 SLIDERS = 6
 CLASS_COLOURS = px.colors.qualitative.D3  # ten clearly different colours, one per digit class
@@ -25,9 +27,34 @@ def latent_space(_model, path: str, mtime: float, n_digits: int):
     return z, data.labels.numpy(), fit_pca(z, k=max(SLIDERS, 2)), most_varying_dims(z, SLIDERS)
 
 
+def stored_offsets(slider_key: str, n: int) -> list[float]:
+    """The slider offsets of this model and mode: one list for the browser's sliders and the plain ones."""
+    offsets = st.session_state.setdefault(f"{slider_key}_offsets", [0.0] * n)
+    offsets[:] = (list(offsets) + [0.0] * n)[:n]
+    return offsets
+
+
+def remember_slider(slider_key: str, i: int) -> None:
+    st.session_state[f"{slider_key}_offsets"][i] = st.session_state[f"{slider_key}_{i}"]
+
+
 def reset_sliders(slider_key: str) -> None:
     for i in range(SLIDERS):
         st.session_state[f"{slider_key}_{i}"] = 0.0
+    st.session_state.pop(f"{slider_key}_offsets", None)
+
+
+def released_offsets(message, view: str, n: int) -> list[float] | None:
+    """New offsets from the browser's sliders (a release not applied yet), else None."""
+    if not (isinstance(message, dict) and message.get("view") == view and "seq" in message):
+        return None
+    if message["seq"] == st.session_state.get("latent_decoder_applied"):
+        return None
+    st.session_state["latent_decoder_applied"] = message["seq"]
+    got = message.get("offsets")
+    if not (isinstance(got, list) and len(got) == n and all(isinstance(o, (int, float)) for o in got)):
+        return None  # not from our sliders: ignore it
+    return [float(np.clip(o, -3.0, 3.0)) for o in got]
 
 
 st.title("Latent explorer")
@@ -63,19 +90,48 @@ with right:
                     help="Principal directions: the directions along which test digits' latents vary most (PCA). "
                          "Single neurons: the latent neurons with the largest spread.")
     slider_key = f"latent_{entry.name}_{mode}"
-    sliders, picture = st.columns([1.2, 1], gap="medium")
-    with sliders:
-        offsets = []
-        for i in range(min(SLIDERS, len(pca.explained), len(dims))):  # a tiny latent has fewer
-            if mode == "principal directions":
-                label = f"direction {i + 1} ({100 * pca.explained[i]:.0f}% of variance)"
-            else:
-                label = f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})"
-            offsets.append(st.slider(label, -3.0, 3.0, 0.0, 0.1, key=f"{slider_key}_{i}", help="in standard deviations"))
-    moved = pca.move(start.latent, offsets) if mode == "principal directions" else move_dims(start.latent, dims[:len(offsets)], offsets, dim_stds[:len(offsets)])
-    with picture:
-        show_digit(decode(model, moved)[0], "decoded from the moved latent", 224)
+    n = min(SLIDERS, len(pca.explained), len(dims))  # a tiny latent has fewer
+    if mode == "principal directions":
+        labels = [f"direction {i + 1} ({100 * pca.explained[i]:.0f}% of variance)" for i in range(n)]
+    else:
+        labels = [f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})" for i in range(n)]
+    offsets = stored_offsets(slider_key, n)
+    in_browser = browser_decoder(model, *entry.cache_key) if frontend_built() else None
+    live = in_browser is not None and st.toggle(
+        "Redraw while dragging", value=True, key="latent_live",
+        help="Decodes in your browser as a slider moves (the decoder is sent once per model). "
+             "Off: plain sliders, decoded on the server when you let go.")
+    browser_ok = False
+    if live:
+        # The component's sliders replace the plain ones once it has said it decodes (in AppTest,
+        # or where its scripts fail to load, it never does: the plain sliders stay).
+        view = f"{in_browser.sha256}:{slider_key}"
+        message = st.session_state.get("latent_decoder")
+        if isinstance(message, dict) and message.get("ready"):
+            st.session_state["latent_browser_ok"] = True
+        browser_ok = st.session_state.get("latent_browser_ok", False)
+        released = released_offsets(message, view, n)
+        if released is not None:
+            offsets[:] = released
+        directions = pca_directions(pca, n) if mode == "principal directions" \
+            else neuron_directions(dims[:n], dim_stds[:n], model.latent_dim)
+        live_sliders("latent_decoder", in_browser, view, start.latent, directions, labels, offsets, active=browser_ok)
+    if browser_ok:
+        st.caption("Offsets on the server: " + ", ".join(f"{o:+.1f}" for o in offsets)
+                   + " (sent when you let go of a slider)")
         st.button("Reset sliders", icon=":material/restart_alt:", on_click=reset_sliders, args=(slider_key,))
+    else:
+        sliders, picture = st.columns([1.2, 1], gap="medium")
+        with sliders:
+            for i, label in enumerate(labels):
+                if st.session_state.get(f"{slider_key}_{i}") != offsets[i]:
+                    st.session_state[f"{slider_key}_{i}"] = offsets[i]  # moved in the browser meanwhile
+                st.slider(label, -3.0, 3.0, step=0.1, key=f"{slider_key}_{i}", help="in standard deviations",
+                          on_change=remember_slider, args=(slider_key, i))
+        moved = pca.move(start.latent, offsets) if mode == "principal directions" else move_dims(start.latent, dims[:n], offsets, dim_stds[:n])
+        with picture:
+            show_digit(decode(model, moved)[0], "decoded from the moved latent", 224)
+            st.button("Reset sliders", icon=":material/restart_alt:", on_click=reset_sliders, args=(slider_key,))
     st.caption("Slider offsets are in standard deviations of the test digits' latents along each direction; "
                "the decoder redraws the digit from the moved latent alone.")
 
