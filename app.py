@@ -6,6 +6,9 @@ import os
 import sys
 import threading
 
+# Imported whole before any page runs: plotly looks pandas up in sys.modules without importing
+# it, so a session could otherwise meet a half-imported pandas while another session imports it.
+import pandas  # noqa: F401
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -112,6 +115,13 @@ def home() -> None:
         st.caption(f"Entropy codec: {status.message}")
 
 
+@st.fragment(run_every=20)
+def keep_training_alive(job) -> None:
+    """While this session's training runs, tell it the session is still here from any page
+    (the Train page's own polling does it there); a closed tab stops beating and frees the slot."""
+    job.heartbeat()
+
+
 st.set_page_config(page_title="Digits in a few bytes", page_icon="✏️", layout="wide")
 navigation = st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),
@@ -128,6 +138,9 @@ with timed_run(ctx.session_id if ctx else "-", navigation.title, "page"):
     try:
         if "torch" not in sys.modules:
             _cold_start()
+        job = st.session_state.get("training_job")  # app_pages/train.py's JOB
+        if job is not None and navigation.title != "Train" and not job.snapshot(heartbeat=False).finished:
+            keep_training_alive(job)  # before the page: a page may end its run with st.stop()
         navigation.run()
     except Exception as exc:  # last line of defence: a message on the page, the traceback in the server log
         # Only the kind of failure: the exception's text can hold server paths or data.

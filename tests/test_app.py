@@ -360,3 +360,23 @@ def test_every_page_explains_missing_weights(tmp_path, monkeypatch, page):
     shown = texts(at.error) + texts(at.warning) + texts(at.info)
     if page in (None, "draw", "gallery"):
         assert "weights" in shown
+
+
+def test_a_running_training_is_kept_alive_from_any_page():
+    """The Train page's polling is not the only heartbeat: another page of the same session
+    beats too, so a student who moves on to Draw keeps their training."""
+    class FakeJob:
+        beats = 0
+
+        def heartbeat(self):
+            FakeJob.beats += 1
+
+        def snapshot(self, heartbeat=True):
+            return type("Snap", (), {"finished": False})()
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["training_job"] = FakeJob()
+    at.run()
+    at.switch_page("app_pages/gallery.py").run()
+    assert_clean(at)
+    assert FakeJob.beats >= 2  # Home and Gallery each beat once
