@@ -12,7 +12,8 @@
   let args = null, decoder = null, decoderSha = null, offsets = [], dragging = false;
   let lastServerOffsets = null, lastView = null, pendingFrame = false, asked = null, readySent = false;
   let seq = Date.now();  // a new iframe never repeats an old release's number
-  const decoders = new Map();  // sha256 -> decoder (this iframe's lifetime)
+  const built = new Map();  // sha256 -> decoder (this iframe's lifetime)
+  const lookups = new Map();  // sha256 -> pending IndexedDB read
 
   // ---- the Streamlit component protocol (postMessage to the parent page) ----
   function send(type, data) {
@@ -51,18 +52,29 @@
     return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  async function ensureDecoder(sha, blob) {
-    if (decoders.has(sha)) return decoders.get(sha);
-    let bytes = blob && blob.length ? new Uint8Array(blob) : await cached(sha);
-    if (bytes && (await sha256(bytes)) !== sha) bytes = null;  // a stale or damaged copy
-    if (!bytes) {
-      if (asked !== sha) { asked = sha; setValue({ need: sha, req: ++seq }); }  // one rerun brings the blob
-      return null;
+  // Renders arrive while a lookup is still running: one lookup and one decoder per sha256.
+  function install(sha, bytes, fromServer) {
+    if (!built.has(sha)) {
+      built.set(sha, LatentDecoder.buildDecoder(tf, bytes));
+      if (fromServer) { stats.fetched += 1; store(sha, bytes); } else stats.cached += 1;
     }
-    const built = LatentDecoder.buildDecoder(tf, bytes);
-    decoders.set(sha, built);
-    if (blob && blob.length) { stats.fetched += 1; store(sha, bytes); } else stats.cached += 1;
-    return built;
+    return built.get(sha);
+  }
+  async function ensureDecoder(sha, blob) {
+    if (built.has(sha)) return built.get(sha);
+    if (blob && blob.length) {
+      const bytes = new Uint8Array(blob);
+      if ((await sha256(bytes)) === sha) return install(sha, bytes, true);
+    }
+    if (!lookups.has(sha)) {
+      lookups.set(sha, cached(sha).then(async (bytes) => (bytes && (await sha256(bytes)) === sha ? bytes : null)));
+    }
+    const bytes = await lookups.get(sha);
+    if (built.has(sha)) return built.get(sha);
+    if (bytes) return install(sha, bytes, false);
+    lookups.delete(sha);
+    if (asked !== sha) { asked = sha; setValue({ need: sha, req: ++seq }); }  // one rerun brings the blob
+    return null;
   }
 
   // ---- drawing ----
