@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load, load_file, save_file
 
 from ae.errors import WeightsError
 from ae.files import atomic_write
@@ -147,16 +147,22 @@ def load_card(name_or_path: str | os.PathLike) -> dict:
         raise WeightsError(f"No weights card {cpath.name}: every weights file needs its JSON card beside it.") from None
     except OSError as exc:
         raise WeightsError(f"The weights card {cpath.name} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    return parse_card(raw, cpath.name)
+
+
+def parse_card(raw: bytes, name: str) -> dict:
+    """A card's bytes (at most MAX_CARD_BYTES) -> its dict with a 'config', or a WeightsError
+    naming the card file `name`. Shared by the models folder and uploads."""
     if len(raw) > MAX_CARD_BYTES:
-        raise WeightsError(f"The weights card {cpath.name} is larger than {MAX_CARD_BYTES // 2**20} MB: not a card.")
+        raise WeightsError(f"The weights card {name} is larger than {MAX_CARD_BYTES // 2**20} MB: not a card.")
     try:
         card = json.loads(raw.decode("utf-8"))
     except ValueError as exc:  # bad JSON or UTF-8, or an integer of thousands of digits
-        raise WeightsError(f"The weights card {cpath.name} is not valid JSON ({str(exc)[:120]}).") from None
+        raise WeightsError(f"The weights card {name} is not valid JSON ({str(exc)[:120]}).") from None
     except RecursionError:
-        raise WeightsError(f"The weights card {cpath.name} is not valid JSON (nested too deeply).") from None
+        raise WeightsError(f"The weights card {name} is not valid JSON (nested too deeply).") from None
     if not isinstance(card, dict) or "config" not in card:
-        raise WeightsError(f"The weights card {cpath.name} has no 'config': it cannot rebuild the model.")
+        raise WeightsError(f"The weights card {name} has no 'config': it cannot rebuild the model.")
     return card
 
 
@@ -224,16 +230,44 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if digest and card["sha256"] != digest:
         raise WeightsError(f"{path.name} does not match the sha256 in its card: the file is corrupt "
                            f"or was replaced. Restore it (git checkout) or retrain it.")
+    return _build_and_fill(config, lambda: load_file(str(path)), path.name).to(device).eval()
+
+
+def _build_and_fill(config: ModelConfig, read_state, where: str) -> nn.Module:
+    """The model of a checked config with the tensors `read_state()` parses (safetensors only)."""
     model = build_model(config)
     try:
-        state = load_file(str(path))
+        state = read_state()
     except (SafetensorError, OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:160]
-        raise WeightsError(f"{path.name} is not a readable safetensors file ({reason}).") from None
+        raise WeightsError(f"{where} is not a readable safetensors file ({reason}).") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise WeightsError(f"{path.name} does not fit the architecture in its card: "
+        raise WeightsError(f"{where} does not fit the architecture in its card: "
                            f"{first[1].strip() if len(first) > 1 else first[0]}") from None
-    return model.to(device).eval()
+    return model
+
+
+def load_model_from_bytes(weights: bytes, card: dict | bytes, where: str,
+                          device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(model in eval mode, card) from a weights file's bytes and its card (bytes or parsed), with
+    the models folder's checks: the card's config and parameter count first, then the size, then
+    the sha256, then safetensors parsing (never pickle). Nothing touches the disk. Unlike a file
+    in the folder, the card must carry the sha256 (the app and the CLI always write it): it is
+    what proves that the two uploaded files belong together. `where` names the weights file."""
+    if not isinstance(card, dict):
+        card = parse_card(bytes(card), card_path(Path(where)).name)
+    elif "config" not in card:
+        raise WeightsError(f"The card of {where} has no 'config': it cannot rebuild the model.")
+    config = check_config(card["config"], where, count_parameters=True)
+    if len(weights) > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{where} is {len(weights) // 2**20} MB: far more than its model needs, so not its weights.")
+    expected = card.get("sha256")
+    if not isinstance(expected, str) or not expected:
+        raise WeightsError(f"The card of {where} has no sha256 of its weights: use the card saved with them.")
+    if hashlib.sha256(weights).hexdigest() != expected:
+        raise WeightsError(f"{where} does not match the sha256 in its card: the two files do not belong "
+                           f"together, or one was changed.")
+    return _build_and_fill(config, lambda: safetensors_load(bytes(weights)), where).to(device).eval(), card

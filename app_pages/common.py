@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae import analysis
-from ae.analysis import AutoencoderView, CodedPayload, DrawView
+from ae.analysis import AutoencoderView, CodedPayload, DrawView, SizeBar
 from ae.catalog import ModelEntry, list_models, shipped_entry, skipped_models
 from ae.codec_link import CodecStatus, codec_status
 from ae.data import dataset_available, load_digits
@@ -24,11 +24,15 @@ from ae.preprocess import drawing_to_digit, image_file_to_digit
 from ae.run_log import timed_run
 from ae.sample import load_sample
 from ae.sizes import RAW_DIGIT_BYTES
+from ae.view_state import DigitChoice, format_digit, parse_choice, parse_digit
 from ae.weights import load_model
+from app_pages.shared_view import from_link, publish
 
 ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
 SHORT_TITLES = {"ff": "Feedforward (FF)", "cnn": "Convolutional (CNN)"}
 LATENT_CHART_HEIGHT = 240  # px
+SIZE_COLOURS = {"pixels": "#7f7f7f", "float32": "#ff7f0e", "8-bit": "#1f77b4", "coded": "#2ca02c"}
+UPLOADED_MODELS = "uploaded_models"  # session state: this session's uploaded models, never shared
 IMAGE_UPLOAD_HELP = "PNG, JPEG, GIF, WebP or BMP; a dark digit on light paper or a light digit on black."
 
 
@@ -40,6 +44,8 @@ def _load_model(path: str, mtime: float):
 
 
 def load_entry(entry: ModelEntry):
+    if getattr(entry, "model", None) is not None:  # an upload (ae.model_transfer): loaded, in this session only
+        return entry.model
     return _load_model(*entry.cache_key)
 
 
@@ -98,6 +104,7 @@ def warm_up(models: dict[str, ModelEntry | None]) -> None:
             except AEError:
                 continue  # reported where the model is used
             _chart_template(entry.arch, model.latent_dim, LATENT_CHART_HEIGHT)  # validated once
+    _size_chart_template()
     classifier()
     _warm_codec()
 
@@ -131,16 +138,20 @@ def pick_models(where=st.sidebar) -> dict[str, ModelEntry | None]:
     """One autoencoder per architecture; the choice is kept in session state for every page."""
     chosen = {}
     for arch in ("ff", "cnn"):
-        entries = list_models((arch,))
+        entries = list_models((arch,)) + [e for e in st.session_state.get(UPLOADED_MODELS, []) if e.arch == arch]
         if not entries:
             chosen[arch] = None
             continue
         labels = [e.label for e in entries]
+        linked = from_link(arch, lambda text: parse_choice(text, [e.name for e in entries], "model"), f"_pick_{arch}")
+        if linked is not None:  # a shared link's model, by name
+            st.session_state[f"model_{arch}"] = next(e.label for e in entries if e.name == linked)
         remembered = st.session_state.get(f"model_{arch}")
         index = labels.index(remembered) if remembered in labels else 0
         label = where.selectbox(ARCH_TITLES[arch], labels, index=index, key=f"_pick_{arch}")
         st.session_state[f"model_{arch}"] = label
         chosen[arch] = entries[labels.index(label)]
+        publish(arch, chosen[arch].name)
     if all(e is None for e in chosen.values()):
         st.error("No autoencoder weights found: `weights/ff.safetensors` and `weights/cnn.safetensors` "
                  "are missing. Restore them with `git checkout weights/` or train one on the Train page.")
@@ -207,11 +218,18 @@ def clear_canvas(key: str) -> None:
     st.session_state[f"{key}_generation"] = st.session_state.get(f"{key}_generation", 0) + 1
 
 
-def pick_test_digit(key: str, where=None, default_class: int = 7) -> tuple[np.ndarray, str]:
-    """Choose a test digit by class and position, or at random. Returns (digit, description)."""
+def pick_test_digit(key: str, where=None, default_class: int = 7, link: str | None = "digit") -> tuple[np.ndarray, str]:
+    """Choose a test digit by class and position, or at random. Returns (digit, description).
+    The choice is the URL's `link` parameter (a random digit is shared by its index)."""
     where = where or st
     data = mnist_test_digits()
     labels = data.labels.numpy()
+    linked = link and from_link(link, lambda text: parse_digit(text, len(data), np.bincount(labels, minlength=10)),
+                                f"{key}_link")
+    if linked and linked.cls is not None:
+        st.session_state.update({f"{key}_mode": "class", f"{key}_class": linked.cls, f"{key}_nth": linked.nth})
+    elif linked:
+        st.session_state.update({f"{key}_mode": "index", f"{key}_index": linked.index})
     mode = where.segmented_control("Choose by", ["class", "index", "random"], default="class",
                                    key=f"{key}_mode", required=True)
     if mode == "class":
@@ -227,6 +245,8 @@ def pick_test_digit(key: str, where=None, default_class: int = 7) -> tuple[np.nd
         if f"{key}_random" not in st.session_state or where.button("Another random digit", key=f"{key}_reroll"):
             st.session_state[f"{key}_random"] = int(np.random.default_rng().integers(len(data)))
         index = min(st.session_state[f"{key}_random"], len(data) - 1)
+    if link:
+        publish(link, format_digit(DigitChoice(cls=cls, nth=int(nth)) if mode == "class" else DigitChoice(index=index)))
     return data.images[index, 0].numpy(), f"test digit #{index} · label {int(labels[index])}"
 
 
@@ -291,6 +311,55 @@ def latent_chart(latent: np.ndarray, arch: str, height: int = LATENT_CHART_HEIGH
         fig.update_yaxes(title_text="value")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+def _size_chart_values(bars: list[SizeBar]) -> tuple[dict, dict]:
+    """The bar trace's data and the axes' extent, one per drawn digit."""
+    sizes = [b.size for b in bars]
+    trace = {"x": sizes, "y": [b.name for b in bars], "text": [b.label for b in bars],
+             "marker": {"color": [SIZE_COLOURS[b.kind] for b in bars]}}
+    # Log axis from a bit under the smallest payload, with room right of the longest bar for its label.
+    xaxis = {"range": [float(np.log10(max(min(sizes), 1))) - 0.3, float(np.log10(max(sizes))) + 0.6]}
+    return trace, {"xaxis": xaxis, "height": 70 + 26 * len(bars)}
+
+
+def size_chart(bars: list[SizeBar]) -> go.Figure:
+    """Every stored form of the digit as a horizontal bar, log bytes, labelled bytes · PSNR."""
+    trace, layout = _size_chart_values(bars)
+    fig = go.Figure(go.Bar(orientation="h", textposition="outside", cliponaxis=False, x=trace["x"], y=trace["y"],
+                           text=trace["text"], marker_color=trace["marker"]["color"],
+                           hovertemplate="%{y}: %{text}<extra></extra>"))
+    fig.update_xaxes(type="log", title_text="bytes (log scale)", range=layout["xaxis"]["range"],
+                     tickvals=[1, 3, 10, 30, 100, 300, 1000, 3000])
+    fig.update_yaxes(autorange="reversed", automargin=True)  # raw pixels on top, the smallest payloads below
+    fig.update_layout(height=layout["height"], margin=dict(l=10, r=10, t=10, b=50))
+    return fig
+
+
+@st.cache_resource(show_spinner=False)
+def _size_chart_template() -> dict:
+    """size_chart's validated figure for one placeholder bar, as a dict (read-only)."""
+    return size_chart([SizeBar("raw pixels", 784, None, "pixels")]).to_dict()
+
+
+def quick_size_chart(bars: list[SizeBar]) -> go.Figure:
+    """The same figure as size_chart without plotly validating it again per stroke."""
+    template = _size_chart_template()
+    values, layout = _size_chart_values(bars)
+    trace = {**template["data"][0], **values, "marker": {**template["data"][0]["marker"], **values["marker"]}}
+    xaxis = {**template["layout"]["xaxis"], **layout["xaxis"]}
+    return go.Figure({"data": [trace], "layout": {**template["layout"], "xaxis": xaxis, "height": layout["height"]}},
+                     _validate=False)
+
+
+def show_size_chart(view: DrawView, key: str) -> None:
+    st.subheader("How many bytes?")
+    st.plotly_chart(quick_size_chart(view.bars), key=f"{key}_sizes", config={"displayModeBar": False})
+    st.caption("Each bar is a payload that exists and decodes: its length in bytes, and the PSNR of what it "
+               "decodes back to against this digit (raw pixels and PNG hold the 8-bit digit itself: lossless). "
+               "A float32 latent takes 4 bytes a neuron, so the FF's 196 neurons weigh as much as the raw digit; "
+               "8-bit codes take one byte a neuron plus the 8-byte range; the codec entropy-codes its integer "
+               "latents. The tables below have the details.")
 
 
 # ---- the side-by-side view of both autoencoders ----
@@ -371,6 +440,7 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, result: AutoencoderVie
 
 def side_by_side(digit, caption: str, models: dict[str, ModelEntry | None], key: str) -> None:
     view, errors = draw_view(digit, models)
+    show_size_chart(view, key)
     cols = st.columns([0.8, 1.1, 1.1], gap="medium")
     with cols[0]:
         st.subheader("Input digit")
