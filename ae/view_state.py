@@ -78,8 +78,11 @@ def parse_choice(text: str, options: Sequence[str], what: str) -> str:
 
 
 def format_offsets(offsets: Sequence[float]) -> str:
-    # Two decimals are finer than the sliders' steps; "-0" and trailing zeros dropped.
-    return ",".join(f"{round(float(o), 2) + 0.0:g}" for o in offsets)
+    """Two decimals (finer than the sliders' steps), no "-0"; trailing zeros left out ("" for none)."""
+    texts = [f"{round(float(o), 2) + 0.0:g}" for o in offsets]
+    while texts and texts[-1] == "0":
+        texts.pop()
+    return ",".join(texts)
 
 
 def parse_offsets(text: str, n: int, limit: float) -> list[float]:

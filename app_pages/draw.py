@@ -3,6 +3,7 @@ import streamlit as st
 
 from app_pages.common import (IMAGE_UPLOAD_HELP, clear_canvas, digit_from_canvas, digit_from_upload,
                               draw_canvas, pick_models, side_by_side, timed_fragment, warm_up)
+from app_pages.shared_view import share_link
 
 st.title("Draw a digit")
 st.caption("Draw with the mouse (or a finger) on the black square. After each stroke the digit is "
@@ -42,3 +43,4 @@ def canvas_and_results(models) -> None:
 
 
 canvas_and_results(models)
+share_link()  # the models only: a drawing is not in the URL

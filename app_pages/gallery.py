@@ -5,6 +5,7 @@ import streamlit as st
 from ae.analysis import reconstruct_batch
 from ae.display import digit_image, error_image, strip
 from app_pages.common import ARCH_TITLES, classifier, load_or_explain, pick_digit_set, pick_models, pick_test_digit, side_by_side, mnist_test_digits
+from app_pages.shared_view import share_link
 
 st.title("Gallery")
 data = mnist_test_digits()
@@ -38,3 +39,5 @@ for arch in ("ff", "cnn"):
     st.image(strip([digit_image(d, tile) for d in result.images[:, 0]]), output_format="PNG", caption="reconstructions")
     st.image(strip([error_image(x, y, tile) for x, y in zip(images[:, 0], result.images[:, 0])]),
              output_format="PNG", caption="error maps")
+
+share_link()

@@ -6,7 +6,9 @@ from ae.codec_link import compress_digit, receive
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.sizes import RAW_DIGIT_BYTES, picture_psnr
+from ae.view_state import parse_choice
 from app_pages.common import choose_digit, codec, show_digit
+from app_pages.shared_view import from_link, publish, share_link
 
 MAX_PAYLOAD_BYTES = 1_000_000  # a payload is a few bytes per digit; anything huge is not one
 MAX_RECEIVE_DIGITS = 500  # the worst payload this page accepts then decodes in ~0.1 s (scripts/hostile_inputs.py)
@@ -33,8 +35,12 @@ send, receive_col = st.columns(2, gap="large")
 with send:
     st.header("Sender", divider="red")
     point_names = [p.name for p in status.points]
+    linked = from_link("point", lambda text: parse_choice(text, point_names, "operating point"), "send_point")
+    if linked is not None:
+        st.session_state["send_point"] = linked
     point_name = st.selectbox("Operating point", point_names, key="send_point",
                               format_func=lambda n: point_title(status.point(n)))
+    publish("point", point_name)
     digit, caption = choose_digit("send")
     if digit is None:
         st.info(caption)
@@ -90,3 +96,5 @@ with receive_col:
             else:
                 st.image(strip([digit_image(d, 56) for d in received.decoded[:60]]),
                          output_format="PNG", caption=f"the received digits{' (first 60)' if n > 60 else ''}")
+
+share_link()

@@ -43,7 +43,8 @@ def test_offsets_round_trip_and_pad():
     assert text == "0.5,-1,0,2.25,-3,3"
     assert parse_offsets(text, 6, 3.0) == offsets
     assert parse_offsets("0.5,-1", 4, 3.0) == [0.5, -1.0, 0.0, 0.0]
-    assert format_offsets([-0.0001]) == "0"
+    assert format_offsets([0.5, 0.0, -0.001]) == "0.5"  # the trailing zeros are implied
+    assert format_offsets([0.0, 0.0]) == ""
 
 
 @pytest.mark.parametrize("text", ["", "a", "1,,2", "nan", "inf", "-inf", "3.5", "-4", "1e9", "0,0,0,0,0,0,0",
