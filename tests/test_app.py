@@ -325,6 +325,46 @@ def test_train_page_trains_saves_and_offers_the_model(user_models):
     picker = at.selectbox(key="_pick_cnn")
     assert any("apptest-cnn" in o for o in picker.options)
     assert "apptest-cnn" in picker.value  # the new model is selected on the other pages
+    at.switch_page("app_pages/train.py").run()
+    download = at.get("download_button")[0]
+    assert download.label == "Download apptest-cnn.zip"
+    from streamlit.runtime.memory_media_file_storage import _calculate_file_id
+
+    from ae.model_transfer import load_upload, pack_model
+    from ae.weights import load_model
+
+    archive = pack_model(user_models_dir() / "apptest-cnn.safetensors")
+    # AppTest's media store is gone after the run, but a media URL names a hash of its bytes:
+    # the button serves exactly this zip.
+    assert _calculate_file_id(archive, "application/zip", "apptest-cnn.zip") in download.proto.url
+    uploaded = load_upload([("apptest-cnn.zip", archive)])  # the download uploads back as the same weights
+    saved = load_model(user_models_dir() / "apptest-cnn.safetensors").state_dict()
+    assert all(np.array_equal(uploaded.model.state_dict()[k], saved[k]) for k in saved)
+
+
+def test_train_page_presets_fill_the_settings(monkeypatch):
+    import ae.train
+
+    real = ae.train.presets
+    at = open_page("train")
+    assert "fast demo" in texts(at.caption) and "as shipped" not in texts(at.caption)  # the sample: no shipped preset
+    at.slider(key="train_epochs").set_value(2)
+    at.select_slider(key="train_batch").set_value(256).run()
+    at.button(key="train_preset_fast_demo").click().run()
+    assert_clean(at)
+    default = ae.train.default_settings("cnn", False, 800)
+    assert (at.slider(key="train_epochs").value, at.select_slider(key="train_batch").value,
+            at.select_slider(key="train_lr_cnn").value) == (default.epochs, default.batch_size, default.lr)
+    # On full MNIST "as shipped" is offered too, with its time and the budget that may cut it.
+    monkeypatch.setattr(ae.train, "presets", lambda arch, full, n=None: real(arch, True, n))
+    at.run()
+    shipped = real("cnn", True, 800)["as shipped"]
+    assert "as shipped" in texts(at.caption) and "stops at the budget" in texts(at.caption)
+    at.button(key="train_preset_as_shipped").click().run()
+    assert_clean(at)
+    assert (at.slider(key="train_epochs").value, at.select_slider(key="train_batch").value,
+            at.select_slider(key="train_lr_cnn").value, at.slider(key="train_size").value) == \
+        (shipped.settings.epochs, shipped.settings.batch_size, shipped.settings.lr, 800)
 
 
 def test_train_page_shows_who_holds_the_slot_and_disables_start(monkeypatch):
