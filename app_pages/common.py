@@ -224,22 +224,21 @@ def pick_test_digit(key: str, where=None, default_class: int = 7, link: str | No
     where = where or st
     data = mnist_test_digits()
     labels = data.labels.numpy()
-    linked = link and from_link(link, lambda text: parse_digit(text, len(data), np.bincount(labels, minlength=10)),
-                                f"{key}_link")
-    if linked and linked.cls is not None:
-        st.session_state.update({f"{key}_mode": "class", f"{key}_class": linked.cls, f"{key}_nth": linked.nth})
-    elif linked:
-        st.session_state.update({f"{key}_mode": "index", f"{key}_index": linked.index})
-    mode = where.segmented_control("Choose by", ["class", "index", "random"], default="class",
-                                   key=f"{key}_mode", required=True)
+    # A link's digit becomes the widgets' defaults: they apply when the widgets are first created
+    # (a keyed widget keeps its value when its default changes), with no Session State API writes.
+    start = (link and from_link(link, lambda text: parse_digit(text, len(data), np.bincount(labels, minlength=10)),
+                                f"{key}_link")) or DigitChoice(cls=default_class)
+    mode = where.segmented_control("Choose by", ["class", "index", "random"],
+                                   default="index" if start.cls is None else "class", key=f"{key}_mode", required=True)
     if mode == "class":
         c1, c2 = where.columns(2)
-        cls = c1.selectbox("Digit class", list(range(10)), index=default_class, key=f"{key}_class")
+        cls = c1.selectbox("Digit class", list(range(10)), index=default_class if start.cls is None else start.cls,
+                           key=f"{key}_class")
         members = np.flatnonzero(labels == cls)
-        nth = c2.number_input(f"Which one (1–{len(members)})", 1, len(members), 1, key=f"{key}_nth")
+        nth = c2.number_input(f"Which one (1–{len(members)})", 1, len(members), start.nth, key=f"{key}_nth")
         index = int(members[nth - 1])
     elif mode == "index":
-        index = int(where.number_input(f"Index in the set (0–{len(data) - 1})", 0, len(data) - 1, 0,
+        index = int(where.number_input(f"Index in the set (0–{len(data) - 1})", 0, len(data) - 1, start.index or 0,
                                        key=f"{key}_index"))
     else:
         if f"{key}_random" not in st.session_state or where.button("Another random digit", key=f"{key}_reroll"):
