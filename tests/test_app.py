@@ -279,6 +279,71 @@ def test_send_and_receive(user_models):
     assert not at.exception and "not hexadecimal" in texts(at.error)
 
 
+# ---- shared views: the URL's query parameters open the same view (app_pages/shared_view.py) ----
+
+def open_link(page: str, **params) -> AppTest:
+    """The page as a fresh browser opens its link: these query parameters on the session's first run."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(f"app_pages/{page}.py")
+    at.query_params.update(params)
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def digit_captions(at: AppTest) -> list[str]:
+    return [img.caption for el in at.get("image") for img in el.proto.imgs if img.caption.startswith("test digit")]
+
+
+def test_a_gallery_link_opens_its_digit_and_models(user_models):
+    at = open_link("gallery", digit="class:3:2", ff="test-ff", cnn="test-cnn")
+    from ae.sample import load_sample
+
+    labels = load_sample().labels.numpy()
+    second_three = int(np.flatnonzero(labels == 3)[1])
+    assert digit_captions(at) == [f"test digit #{second_three} · label 3"]
+    assert at.selectbox(key="_pick_ff").value.startswith("test-ff")
+    assert at.selectbox(key="_pick_cnn").value.startswith("test-cnn")
+    assert not at.toast
+    link = at.code[-1].value
+    assert link.startswith("?") and "digit=class:3:2" in link and "ff=test-ff" in link and "cnn=test-cnn" in link
+    at.selectbox(key="gallery_class").set_value(5).run()  # a new choice is in the link at once
+    assert at.query_params["digit"] == "class:5:2" and "digit=class:5:2" in at.code[-1].value
+    at = open_link("gallery", digit="index:17")
+    assert digit_captions(at) == [f"test digit #17 · label {labels[17]}"]
+    assert at.segmented_control(key="gallery_mode").value == "index"
+
+
+@pytest.mark.parametrize("params", [
+    {"digit": "index:99999"}, {"digit": "class:7:100000"}, {"digit": "class:x"}, {"digit": "seven"},
+    {"digit": "index:1e3"}, {"ff": "no-such-model"}, {"cnn": "x" * 5000},
+])
+def test_bad_link_values_fall_back_to_the_default_with_a_note(user_models, params):
+    at = open_link("gallery", **params)
+    default = open_link("gallery")
+    assert digit_captions(at) == digit_captions(default)
+    assert at.selectbox(key="_pick_ff").value == default.selectbox(key="_pick_ff").value
+    param = next(iter(params))
+    assert [t.value for t in at.toast] and f"link's {param} was not used" in at.toast[0].value
+    assert "x" * 50 not in at.toast[0].value  # the note does not repeat what the URL holds
+    assert at.query_params[param] != params[param]  # the link now names the view shown
+
+
+def test_a_send_link_opens_its_operating_point_and_digit(user_models):
+    from ae.codec_link import codec_status
+
+    status = codec_status()
+    if len(status.points) < 2:
+        pytest.skip(f"needs two operating points: {status.message}")
+    point = status.points[-1].name
+    at = open_link("send_receive", point=point, digit="index:4")
+    assert at.selectbox(key="send_point").value == point
+    assert digit_captions(at) == [digit_captions(at)[0]] and digit_captions(at)[0].startswith("test digit #4 ")
+    at = open_link("send_receive", point="no-such-point")
+    assert at.selectbox(key="send_point").value == status.points[0].name
+    assert "link's point was not used" in at.toast[0].value
+
+
 def test_compare_page_with_and_without_a_benchmark(user_models, tmp_path, monkeypatch):
     import json
 
