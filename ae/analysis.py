@@ -83,6 +83,7 @@ class SizedForm:
     size: int
     note: str
     decoded_psnr: float | None  # what the payload decodes back to, against the input digit
+    lossless: bool = False  # decodes to exactly the digit's 8-bit pixels
 
 
 @dataclass
@@ -113,6 +114,37 @@ class DrawView:
     pixel_forms: list[SizedForm]  # raw pixels and PNG
     autoencoders: dict[str, AutoencoderView]  # by architecture, for the models given
     coded: list[CodedPayload]  # the codec's own rate-distortion models
+    bars: list["SizeBar"] | None = None  # every size above as one chart's bars (size_bars)
+
+
+@dataclass
+class SizeBar:
+    """One bar of the Draw page's byte chart: a payload that exists, its length and how close
+    what it decodes to is to the digit."""
+    name: str  # e.g. "CNN 8-bit latent"
+    size: int  # bytes
+    psnr: float | None  # dB; None when lossless
+    kind: str  # "pixels" | "float32" | "8-bit" | "coded": the bar's colour
+
+    @property
+    def label(self) -> str:
+        return f"{self.size:,} B · " + ("lossless" if self.psnr is None else f"{self.psnr:.1f} dB")
+
+
+_FORM_KINDS = {"float32 latent": "float32", "8-bit latent": "8-bit"}
+
+
+def size_bars(view: DrawView) -> list[SizeBar]:
+    """Raw pixels and PNG, the float32 latents of every autoencoder, then their 8-bit latents,
+    then every coded payload: the byte story in the order it is told."""
+    bars = [SizeBar(f.name, f.size, None if f.lossless else f.decoded_psnr, "pixels") for f in view.pixel_forms]
+    for form_name, kind in _FORM_KINDS.items():
+        for arch, ae_view in view.autoencoders.items():
+            bars += [SizeBar(f"{arch.upper()} {f.name}", f.size, f.decoded_psnr, kind)
+                     for f in ae_view.forms if f.name == form_name]
+    coded = [c for v in view.autoencoders.values() for c in v.coded] + view.coded
+    bars += [SizeBar(f"{c.point} payload", c.size, c.psnr, "coded") for c in coded if c.error is None]
+    return bars
 
 
 def warm_codec(status: CodecStatus) -> None:
@@ -150,8 +182,12 @@ def draw_view_data(digit, models: dict[str, nn.Module | None], classifier: nn.Mo
     """Both autoencoders, the classifier, every stored form's real size and the codec's payloads
     for one digit. `models` maps an architecture to its model (None: not available)."""
     digit = as_digit_array(digit)
-    pixel_forms = [SizedForm(r.name, r.size, r.note, None) for r in pixel_representations(digit)]
+    pixels = pixel_representations(digit)  # raw pixels first: the 8-bit digit itself
+    pixel_forms = [SizedForm(r.name, r.size, r.note, None, lossless=np.array_equal(r.decoded, pixels[0].decoded))
+                   for r in pixels]
     views = {arch: _autoencoder_view(model, arch, digit, classifier, status)
              for arch, model in models.items() if model is not None}
     coded = [code_digit(status, digit, p) for p in status.coded_model_points()] if status and status.available else []
-    return DrawView(digit, pixel_forms, views, coded)
+    view = DrawView(digit, pixel_forms, views, coded)
+    view.bars = size_bars(view)
+    return view

@@ -256,13 +256,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def _digit_png(image) -> bytes:
-    import io
+    from ae.sizes import png_encode  # the one PNG encoder of a digit
 
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray((image[0].numpy() * 255).round().astype("uint8"), mode="L").save(buf, format="PNG")
-    return buf.getvalue()
+    return png_encode(image)
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:

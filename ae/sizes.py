@@ -1,9 +1,14 @@
 """Honest byte counts: every size the app shows is `len()` of bytes that exist and decode.
 
 Raw 8-bit pixels, a PNG of the digit, and a model's latent stored as float32 or as 8-bit
-codes (plus the two float32 numbers that undo the 8-bit scaling). Each representation carries
-its payload and what it decodes back to, so the app can show the size beside the picture.
-The entropy-coded payload comes from `ae.codec` (see `ae.codec_link`).
+codes. Each representation carries its payload and what it decodes back to, so the app can
+show the size beside the picture. The entropy-coded payload comes from `ae.codec` (see
+`ae.codec_link`).
+
+What the 8-bit latent counts, here and only here (the Draw page and the benchmark both use
+`uint8_latent_encode`): D one-byte codes plus what a receiver needs to undo the scaling that
+the weights do not ship, the vector's own lowest and highest value as two float32 (8 bytes).
+`png_encode` is the one PNG encoder of a digit (sizes, the benchmark's PNG row, the CLI's files).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from ae.models import IMAGE_SIDE, NUM_PIXELS
 
 RAW_DIGIT_BYTES = NUM_PIXELS  # 784 pixels, one byte each
 _RANGE_HEADER = struct.Struct("<ff")  # lowest and highest latent value, float32
+UINT8_RANGE_BYTES = _RANGE_HEADER.size  # 8
 
 
 @dataclass
@@ -55,6 +61,7 @@ def raw_decode(data: bytes) -> np.ndarray:
 
 
 def png_encode(digit) -> bytes:
+    """The digit's 8-bit pixels as a lossless PNG, Pillow's smallest (optimize: ~0.3 ms a digit)."""
     buf = io.BytesIO()
     Image.fromarray(to_uint8(digit), mode="L").save(buf, format="PNG", optimize=True)
     return buf.getvalue()
@@ -73,8 +80,14 @@ def float32_latent_decode(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<f4").astype(np.float32)
 
 
+def uint8_latent_note(latent_dim: int) -> str:
+    """What an 8-bit latent payload holds, for every label that shows its size."""
+    return f"{latent_dim} one-byte codes + {UINT8_RANGE_BYTES}-byte range (min, max as float32)"
+
+
 def uint8_latent_encode(z) -> bytes:
-    """Each latent value rounded to one of 256 levels between the vector's min and max."""
+    """Each latent value rounded to one of 256 levels between the vector's min and max; the
+    payload is the range (8 bytes) then the codes (one byte per latent value)."""
     z = _flat(z).astype(np.float32)
     lo, hi = float(z.min()), float(z.max())
     span = hi - lo if hi > lo else 1.0
@@ -118,5 +131,5 @@ def latent_representations(model: nn.Module, z) -> list[Representation]:
         Representation("float32 latent", f32, _decode(model, float32_latent_decode(f32)),
                        f"{d} numbers × 4 bytes"),
         Representation("8-bit latent", u8, _decode(model, uint8_latent_decode(u8)),
-                       f"{d} codes × 1 byte + 8-byte range (min, max as float32)"),
+                       uint8_latent_note(d)),
     ]

@@ -102,7 +102,8 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
     at = open_page("draw")
     at.file_uploader[0].set_value(("one.png", _png(_digit_on_paper()), "image/png")).run()
     assert_clean(at)
-    assert [s.value for s in at.subheader][:3] == ["Input digit", "Feedforward (FF)", "Convolutional (CNN)"]
+    assert [s.value for s in at.subheader][:4] == ["How many bytes?", "Input digit", "Feedforward (FF)",
+                                                    "Convolutional (CNN)"]
     assert len([m for m in at.metric if m.label == "PSNR"]) == 2
     sizes = {}
     for table in at.table:
@@ -111,6 +112,12 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
     assert sizes["raw pixels"] == [784] and 0 < sizes["PNG"][0] < 784
     assert sorted(sizes["float32 latent"]) == [4 * 32, 4 * 196]
     assert sorted(sizes["8-bit latent"]) == [32 + 8, 196 + 8]
+    import json  # the byte chart above the tables: one bar per form, the same bytes
+
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    named = dict(zip(bars["y"], bars["x"]))
+    assert named["raw pixels"] == 784 and named["PNG"] == sizes["PNG"][0]
+    assert sorted([named["FF 8-bit latent"], named["CNN 8-bit latent"]]) == sorted(sizes["8-bit latent"])
     from ae.codec_link import codec_status
 
     status = codec_status()

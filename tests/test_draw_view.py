@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ae.analysis import draw_view_data
+from ae.analysis import SizeBar, draw_view_data, size_bars
 from ae.codec_link import codec_status
 from ae.models import DEFAULT_CONFIGS, build_model
+from ae.sizes import picture_psnr, uint8_latent_decode, uint8_latent_encode
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,12 @@ def test_every_size_is_a_payload_that_decodes(sample, models):
         assert result.latent.shape == (model.latent_dim,) and result.image.shape == (28, 28)
         sizes = {f.name: f.size for f in result.forms}
         assert sizes == {"float32 latent": 4 * model.latent_dim, "8-bit latent": model.latent_dim + 8}
+        # The 8-bit size is the length of a payload that decodes to what the view decoded.
+        payload = uint8_latent_encode(result.latent)
+        assert len(payload) == sizes["8-bit latent"]
+        with torch.no_grad():
+            decoded = model.decode(torch.from_numpy(uint8_latent_decode(payload))[None])[0, 0].numpy()
+        assert [f.decoded_psnr for f in result.forms if f.name == "8-bit latent"] == [picture_psnr(digit, decoded)]
         assert result.reading is None  # no classifier given
     if not status.available:
         assert view.coded == []
@@ -59,3 +66,42 @@ def test_the_quick_latent_chart_is_the_validated_one(arch, size):
     latent = np.random.default_rng(size).normal(size=size).astype(np.float32)
     assert json.loads(pio.to_json(quick_latent_chart(latent, arch), validate=False)) == \
         json.loads(pio.to_json(latent_chart(latent, arch), validate=False))
+
+
+def test_the_size_chart_has_one_bar_per_stored_form(sample, models):
+    digit = sample.images[7, 0].numpy()
+    status = codec_status()
+    view = draw_view_data(digit, models, None, status)
+    assert view.bars == size_bars(view)  # computed once, with the view the page caches
+    forms = {f"{arch.upper()} {f.name}": f for arch, v in view.autoencoders.items() for f in v.forms}
+    coded = [c for c in view.coded if c.error is None]
+    expected = ([("raw pixels", 784, None), ("PNG", view.pixel_forms[1].size, None)]
+                + [(n, forms[n].size, forms[n].decoded_psnr) for n in
+                   ("FF float32 latent", "CNN float32 latent", "FF 8-bit latent", "CNN 8-bit latent")]
+                + [(f"{c.point} payload", c.size, c.psnr) for c in coded])
+    assert [(b.name, b.size, b.psnr) for b in view.bars] == expected
+    assert [b.kind for b in view.bars] == ["pixels"] * 2 + ["float32"] * 2 + ["8-bit"] * 2 + ["coded"] * len(coded)
+    for bar in view.bars:
+        figure = "lossless" if bar.psnr is None else f"{bar.psnr:.1f} dB"
+        assert bar.label == f"{bar.size:,} B · {figure}"
+
+
+def test_the_size_chart_leaves_out_what_is_missing(sample, models):
+    view = draw_view_data(sample.images[2, 0].numpy(), {"cnn": models["cnn"]}, None, None)  # no codec
+    assert [b.name for b in view.bars] == ["raw pixels", "PNG", "CNN float32 latent", "CNN 8-bit latent"]
+    assert SizeBar("x", 1234, 21.04, "coded").label == "1,234 B · 21.0 dB"
+
+
+def test_the_quick_size_chart_is_the_validated_one(sample, models):
+    import json
+
+    import plotly.io as pio
+
+    from app_pages.common import quick_size_chart, size_chart
+
+    view = draw_view_data(sample.images[1, 0].numpy(), models, None, codec_status())
+    fig = quick_size_chart(view.bars)
+    assert json.loads(pio.to_json(fig, validate=False)) == json.loads(pio.to_json(size_chart(view.bars), validate=False))
+    trace = fig.data[0]
+    assert list(trace.x) == [b.size for b in view.bars] and list(trace.text) == [b.label for b in view.bars]
+    assert fig.layout.xaxis.type == "log" and trace.orientation == "h"
