@@ -219,9 +219,11 @@ def progress() -> None:
         st.success(f"{outcome_text(snap)} as **{snap.name}**{renamed} ({snap.seconds:.0f} s) to `{snap.saved_path}`. "
                    f"It is now selected in the sidebar of the Draw, Gallery and Latent explorer pages.",
                    icon=":material/check_circle:")
-        for entry in list_models((job.settings.model,)):
-            if entry.path == snap.saved_path:
-                st.session_state[f"model_{job.settings.model}"] = entry.label
+        if st.session_state.get("train_selected") != str(snap.saved_path):  # once: a later upload may be chosen
+            for entry in list_models((job.settings.model,)):
+                if entry.path == snap.saved_path:
+                    st.session_state[f"model_{job.settings.model}"] = entry.label
+                    st.session_state["train_selected"] = str(snap.saved_path)
         try:
             saved = Path(snap.saved_path)
             archive = model_zip(str(saved), saved.stat().st_mtime)
