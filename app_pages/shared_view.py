@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-from ae.view_state import ViewValueError, parse_choice, parse_offsets
+from ae.view_state import ViewValueError, format_offsets, parse_choice, parse_offsets
 
 _READ = "_shared_view_read"  # the choices already taken from the URL in this session
 
@@ -26,7 +26,8 @@ def from_link(param: str, parse, once: str):
     try:
         return parse(text)
     except ViewValueError as exc:  # its message holds no text from the URL
-        st.toast(f"The link's {param} was not used ({exc}): showing the default.", icon=":material/link_off:")
+        st.toast(f"The link's {param} was not used ({exc}): showing the default.", icon=":material/link_off:",
+                 duration="long")
         return None
 
 
@@ -48,6 +49,10 @@ def publish(param: str, text: str | None) -> None:
             del st.query_params[param]
     elif st.query_params.get(param) != text:
         st.query_params[param] = text
+
+
+def publish_offsets(offsets) -> None:
+    publish("offsets", format_offsets(offsets) or None)  # all zero: left out
 
 
 def share_link(where=None) -> None:
