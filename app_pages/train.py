@@ -12,9 +12,9 @@ from ae.catalog import is_valid_name, list_models, suggest_name, user_model_path
 from ae.data import dataset_available
 from ae.display import digit_image, strip
 from ae.errors import AEError
-from ae.model_transfer import MAX_UPLOAD_BYTES, UPLOAD_TYPES, load_upload, pack_model
 from ae.live_training import (LiveTraining, TrainingBudget, busy_message, estimate, outcome_text, report_every,
                               training_data_info)
+from ae.model_transfer import MAX_UPLOAD_BYTES, UPLOAD_TYPES, load_upload, pack_model
 from ae.models import DEFAULT_CONFIGS
 from ae.train import TrainSettings, default_settings, presets
 from ae.training_slot import TrainingSlot, format_seconds
