@@ -12,6 +12,7 @@ from ae.errors import AEError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
 from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, mnist_test_digits
 from app_pages.latent_decoder import browser_decoder, frontend_built, live_sliders
+from app_pages.shared_view import linked_choice, linked_offsets, publish, publish_offsets, share_link
 
 SLIDERS = 6
 CLASS_COLOURS = px.colors.qualitative.D3  # ten clearly different colours, one per digit class
@@ -29,7 +30,7 @@ def latent_space(_model, path: str, mtime: float, n_digits: int):
 
 def stored_offsets(slider_key: str, n: int) -> list[float]:
     """The slider offsets of this model and mode: one list for the browser's sliders and the plain ones."""
-    offsets = st.session_state.setdefault(f"{slider_key}_offsets", [0.0] * n)
+    offsets = st.session_state.setdefault(f"{slider_key}_offsets", linked_offsets(n, 3.0, "latent_offsets") or [0.0] * n)
     offsets[:] = (list(offsets) + [0.0] * n)[:n]
     return offsets
 
@@ -59,7 +60,9 @@ def released_offsets(message, view: str, n: int) -> list[float] | None:
 
 st.title("Latent explorer")
 models = pick_models()
-arch = st.segmented_control("Model", ["ff", "cnn"], format_func=SHORT_TITLES.get, default="ff", key="latent_arch", required=True)
+arch = st.segmented_control("Model", ["ff", "cnn"], format_func=SHORT_TITLES.get, key="latent_arch", required=True,
+                            default=linked_choice("model", ["ff", "cnn"], "latent_arch") or "ff")
+publish("model", arch)
 entry = models.get(arch)
 if entry is None:
     st.info(f"No {ARCH_TITLES[arch].lower()} is available: restore `weights/` or train one on the Train page.")
@@ -87,8 +90,10 @@ with left:
 with right:
     st.subheader("Move the latent")
     mode = st.radio("Sliders move", ["principal directions", "single neurons"], horizontal=True, key="latent_slider_mode",
+                    index=int(linked_choice("sliders", ["directions", "neurons"], "latent_slider_mode") == "neurons"),
                     help="Principal directions: the directions along which test digits' latents vary most (PCA). "
                          "Single neurons: the latent neurons with the largest spread.")
+    publish("sliders", "neurons" if mode == "single neurons" else "directions")
     slider_key = f"latent_{entry.name}_{mode}"
     n = min(SLIDERS, len(pca.explained), len(dims))  # a tiny latent has fewer
     if mode == "principal directions":
@@ -132,6 +137,7 @@ with right:
         with picture:
             show_digit(decode(model, moved)[0], "decoded from the moved latent", 224)
             st.button("Reset sliders", icon=":material/restart_alt:", on_click=reset_sliders, args=(slider_key,))
+    publish_offsets(offsets)
     st.caption("Slider offsets are in standard deviations of the test digits' latents along each direction; "
                "the decoder redraws the digit from the moved latent alone.")
 
@@ -139,7 +145,7 @@ st.divider()
 st.subheader("Interpolate to another digit")
 c1, c2 = st.columns([1, 2], gap="large")
 with c1:
-    other, other_caption = pick_test_digit("latent_other", default_class=1)
+    other, other_caption = pick_test_digit("latent_other", default_class=1, link="to")
     steps = st.slider("Steps", 3, 12, 8, key="latent_steps")
 with c2:
     end = reconstruct_digit(model, other)
@@ -179,3 +185,5 @@ with m2:
         show_digit(decode(model, z_all[i])[0], "decoded from its full latent", 112)
         show_digit(decode(model, pca.latent_at([p["x"], p["y"]]))[0],
                    "decoded from its map position alone (other directions at the mean)", 112)
+
+share_link()
