@@ -351,6 +351,24 @@ def test_a_send_link_opens_its_operating_point_and_digit(user_models):
     assert "link's point was not used" in at.toast[0].value
 
 
+def test_a_latent_explorer_link_opens_its_model_sliders_and_offsets(user_models):
+    at = open_link("latent_explorer", model="cnn", sliders="neurons", offsets="1.5,-2", digit="class:2:1", to="index:3")
+    assert at.segmented_control(key="latent_arch").value == "cnn"
+    assert at.radio(key="latent_slider_mode").value == "single neurons"
+    sliders = [s for s in at.slider if s.label.startswith("neuron ")]
+    assert [s.value for s in sliders[:3]] == [1.5, -2.0, 0.0]
+    assert digit_captions(at)[0].endswith("label 2")
+    assert any("to test digit #3 " in img.caption for el in at.get("image") for img in el.proto.imgs)  # the interpolation
+    assert not at.toast
+    sliders[0].set_value(0.5).run()
+    assert at.query_params["offsets"] == "0.5,-2" and "offsets=0.5,-2" in at.code[-1].value
+    assert at.query_params["to"] == "index:3" and at.query_params["model"] == "cnn"
+    at = open_link("latent_explorer", model="vae", offsets="9,9")
+    assert at.segmented_control(key="latent_arch").value == "ff"
+    assert all(s.value == 0.0 for s in at.slider if s.label.startswith("direction"))
+    assert len(at.toast) == 2 and "offsets" not in at.query_params
+
+
 def test_compare_page_with_and_without_a_benchmark(user_models, tmp_path, monkeypatch):
     import json
 
