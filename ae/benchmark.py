@@ -26,6 +26,7 @@ import torch
 from ae.data import Digits
 from ae.evaluate import classify, reconstruct
 from ae.metrics import MAX_PSNR, psnr, ssim
+from ae.sizes import RAW_DIGIT_BYTES, png_encode, uint8_latent_decode, uint8_latent_encode, uint8_latent_note
 
 CLASSIC_QUALITIES = {
     "JPEG": [5, 10, 20, 30, 50, 75, 90],
@@ -94,7 +95,7 @@ def _ms_single(fn: Callable[[torch.Tensor], object], images: torch.Tensor) -> fl
 
 def raw_result(quality: Quality) -> Result:
     q = quality((quality.data.images * 255).round() / 255)
-    return Result("raw", "raw", "raw 8-bit pixels", None, 784.0, q["psnr"], q["ssim"], q["accuracy"], None, None)
+    return Result("raw", "raw", "raw 8-bit pixels", None, float(RAW_DIGIT_BYTES), q["psnr"], q["ssim"], q["accuracy"], None, None)
 
 
 def float_latent_result(name: str, model: torch.nn.Module, quality: Quality) -> Result:
@@ -107,18 +108,18 @@ def float_latent_result(name: str, model: torch.nn.Module, quality: Quality) -> 
 
 
 def uint8_latent_result(name: str, model: torch.nn.Module, quality: Quality) -> Result:
-    """The float latents rounded to 8 bits per neuron (per-dimension min/max from these digits,
-    a one-off table not counted in the bytes): quantisation alone, no entropy coding."""
+    """Each digit's float latent as the 8-bit payload the Draw page shows (`ae.sizes`), decoded
+    back and through the model: quantisation alone, no entropy coding."""
     images = quality.data.images
     with torch.no_grad():
-        z = torch.cat([model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)])
-        lo, hi = z.min(0).values, z.max(0).values
-        step = (hi - lo).clamp_min(1e-8) / 255
-        zq = ((z - lo) / step).round() * step + lo
+        z = torch.cat([model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]).cpu().numpy()
+        payloads = [uint8_latent_encode(v) for v in z]
+        zq = torch.from_numpy(np.stack([uint8_latent_decode(p) for p in payloads]))
         recon = torch.cat([model.decode(zq[i:i + BATCH]) for i in range(0, len(zq), BATCH)])
     q = quality(recon)
-    return Result(f"{name}-uint8", "latent", f"{name} latents, {model.latent_dim} x 8 bits", "8 bits/neuron",
-                  float(model.latent_dim), q["psnr"], q["ssim"], q["accuracy"], None, None)
+    return Result(f"{name}-uint8", "latent", f"{name} latents, {uint8_latent_note(model.latent_dim)}",
+                  "8 bits/neuron + range", float(np.mean([len(p) for p in payloads])),
+                  q["psnr"], q["ssim"], q["accuracy"], None, None)
 
 
 def fixed_width_symbols_result(coder, quality: Quality) -> Result:
@@ -186,7 +187,7 @@ def _pillow_codecs() -> dict[str, tuple[str, Callable[[int | None], dict]]]:
     import pillow_jxl  # noqa: F401  (registers JPEG XL with Pillow)
 
     return {
-        "PNG": ("PNG", lambda q: {"optimize": True}),
+        "PNG": ("PNG", lambda q: {}),  # ae.sizes.png_encode, the app's PNG
         "WebP lossless": ("WEBP", lambda q: {"lossless": True, "quality": 100, "method": 6}),
         "JPEG": ("JPEG", lambda q: {"quality": q, "optimize": True}),
         "WebP": ("WEBP", lambda q: {"quality": q, "method": 6}),
@@ -199,9 +200,12 @@ def classic_round_trip(pixels: np.ndarray, fmt: str, options: dict) -> tuple[int
     """(28,28) uint8 -> (file size, decoded (28,28) uint8)."""
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buf, format=fmt, **options)
-    data = buf.getvalue()
+    if fmt == "PNG":  # the same bytes as the Draw page's PNG size
+        data = png_encode(pixels.astype(np.float32) / 255)
+    else:
+        buf = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buf, format=fmt, **options)
+        data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as img:
         return len(data), np.asarray(img.convert("L"))
 
@@ -265,13 +269,14 @@ def benchmark_json(results: list[Result], data: Digits, command: str) -> dict:
 
 
 def format_table(results: list[Result]) -> str:
-    head = f"{'method':<34}{'bytes':>9}{'PSNR dB':>9}{'SSIM':>7}{'acc %':>8}{'digits/s':>10}{'ms/digit':>10}"
+    width = max([34] + [len(r.label) + 1 for r in results])
+    head = f"{'method':<{width}}{'bytes':>9}{'PSNR dB':>9}{'SSIM':>7}{'acc %':>8}{'digits/s':>10}{'ms/digit':>10}"
     lines = [head, "-" * len(head)]
     for r in results:
         rate = "-" if r.digits_per_s_batch is None else f"{r.digits_per_s_batch:,.0f}"
         ms = "-" if r.ms_single is None else f"{r.ms_single:.2f}"
         acc = "-" if math.isnan(r.accuracy) else f"{100 * r.accuracy:.2f}"
-        lines.append(f"{r.label:<34}{r.bytes_per_digit:>9.2f}{r.psnr:>9.2f}{r.ssim:>7.3f}{acc:>8}{rate:>10}{ms:>10}")
+        lines.append(f"{r.label:<{width}}{r.bytes_per_digit:>9.2f}{r.psnr:>9.2f}{r.ssim:>7.3f}{acc:>8}{rate:>10}{ms:>10}")
     return "\n".join(lines)
 
 

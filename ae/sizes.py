@@ -82,7 +82,7 @@ def float32_latent_decode(data: bytes) -> np.ndarray:
 
 def uint8_latent_note(latent_dim: int) -> str:
     """What an 8-bit latent payload holds, for every label that shows its size."""
-    return f"{latent_dim} one-byte codes + {UINT8_RANGE_BYTES}-byte range (min, max as float32)"
+    return f"{latent_dim} one-byte codes + {UINT8_RANGE_BYTES}-byte range (min, max)"
 
 
 def uint8_latent_encode(z) -> bytes:

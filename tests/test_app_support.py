@@ -16,8 +16,9 @@ from ae.errors import WeightsError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
 from ae.live_training import LiveTraining, training_data
 from ae.models import DEFAULT_CONFIGS, build_model
-from ae.sizes import (RAW_DIGIT_BYTES, float32_latent_decode, latent_representations, png_decode,
-                      pixel_representations, uint8_latent_decode, uint8_latent_encode)
+from ae.sizes import (RAW_DIGIT_BYTES, UINT8_RANGE_BYTES, float32_latent_decode, latent_representations,
+                      png_decode, png_encode, pixel_representations, uint8_latent_decode, uint8_latent_encode,
+                      uint8_latent_note)
 from ae.train import TrainSettings
 from ae.weights import save_model, user_models_dir
 
@@ -56,6 +57,42 @@ def test_latent_sizes_decode_through_the_model(models, sample, arch):
 def test_uint8_latent_of_a_constant_vector():
     z = np.full(10, 0.25, dtype=np.float32)
     assert np.allclose(uint8_latent_decode(uint8_latent_encode(z)), z)
+
+
+def test_uint8_latent_payload_is_codes_plus_the_range_it_states(sample):
+    z = np.random.default_rng(1).normal(size=37).astype(np.float32)
+    payload = uint8_latent_encode(z)
+    # The payload alone decodes: the range it carries, then one code per value.
+    assert len(payload) == 37 + UINT8_RANGE_BYTES
+    assert np.abs(uint8_latent_decode(payload) - z).max() <= (z.max() - z.min()) / 255 / 2 + 1e-6
+    assert np.allclose(uint8_latent_decode(payload)[[z.argmin(), z.argmax()]], [z.min(), z.max()], atol=1e-6)
+    assert uint8_latent_note(37).startswith(f"37 one-byte codes + {UINT8_RANGE_BYTES}-byte range")
+
+
+@pytest.mark.parametrize("arch", ["ff", "cnn"])
+def test_benchmark_8bit_row_is_the_draw_pages_payload(models, sample, arch):
+    from ae.benchmark import Quality, uint8_latent_result
+    from ae.data import Digits
+
+    model = models[arch]
+    data = Digits(sample.images[:6], sample.labels[:6], "six sample digits")
+    row = uint8_latent_result(arch, model, Quality(data, None))
+    with torch.no_grad():
+        z = model.encode(data.images)
+    payloads = [latent_representations(model, v)[1] for v in z]  # the Draw page's 8-bit form
+    assert row.bytes_per_digit == np.mean([p.size for p in payloads]) == model.latent_dim + UINT8_RANGE_BYTES
+    assert uint8_latent_note(model.latent_dim) in row.label
+    expected = torch.tensor([p.psnr_against(x) for p, x in zip(payloads, data.images)]).mean().item()
+    assert row.psnr == pytest.approx(expected, abs=1e-3)
+
+
+def test_benchmark_png_is_the_draw_pages_png(sample):
+    from ae.benchmark import classic_round_trip
+
+    digit = sample.images[5, 0].numpy()
+    pixels = (digit * 255).round().astype(np.uint8)
+    size, decoded = classic_round_trip(pixels, "PNG", {})
+    assert size == len(png_encode(digit)) and np.array_equal(decoded, pixels)
 
 
 def test_principal_directions_and_moves(models, sample):
@@ -205,3 +242,16 @@ def test_benchmark_series_group_settings_of_one_codec():
     assert series_of("rd-q3", "neural", "x", "rdae") != series_of("rd-q4", "neural", "y", "rdcnn")
     assert series_of("rd-q3", "neural", "x", "rdae") == series_of("rd-q1", "neural", "z", "rdae")
     assert series_of("rd-q3-fixed", "latent", "x", "rdae") != series_of("rd-q4-fixed", "latent", "y", "rdcnn")
+
+
+def test_committed_benchmark_counts_the_8bit_latent_like_ae_sizes():
+    from ae.catalog import shipped_entry
+
+    rows = {r["method"]: r for r in load_benchmark().results}
+    for arch in ("ff", "cnn"):
+        entry = shipped_entry(arch)
+        if entry is None or f"{arch}-uint8" not in rows:
+            continue
+        row = rows[f"{arch}-uint8"]
+        assert row["bytes_per_digit"] == entry.latent_dim + UINT8_RANGE_BYTES
+        assert uint8_latent_note(entry.latent_dim) in row["label"]
