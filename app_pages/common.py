@@ -253,6 +253,8 @@ def choose_digit(key: str, sources=("Test set", "Draw", "Upload")) -> tuple[np.n
     """A digit from the test set, a drawing or an uploaded image; (None, hint) until there is one."""
     source = st.segmented_control("Digit from", list(sources), default=sources[0], key=f"{key}_source",
                                   required=True)
+    if source != sources[0]:
+        publish("digit", None)  # a drawing or an upload is not in the link: it names no test digit
     if source == "Draw":
         width = st.slider("Stroke width (px)", 6, 40, 18, key=f"{key}_stroke")
         digit = digit_from_canvas(draw_canvas(f"{key}_canvas", width))

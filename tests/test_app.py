@@ -234,6 +234,7 @@ def test_digit_sources_draw_and_upload_start_with_a_hint(user_models, page, key)
     at.segmented_control(key=f"{key}_source").set_value("Draw").run()
     assert_clean(at)
     assert "Draw a digit on the black square." in texts(at.info)
+    assert "digit" not in at.query_params  # the link does not name a test digit that is not shown
     at.segmented_control(key=f"{key}_source").set_value("Upload").run()
     assert_clean(at)
     at.file_uploader(key=f"{key}_upload").set_value(("x.png", b"\x89PNG broken", "image/png")).run()
