@@ -20,7 +20,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 CANVAS = "[data-testid='stBidiComponentIsolated'] canvas.upper-canvas"
 PAGES = ["", "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
