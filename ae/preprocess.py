@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
+import torch.nn.functional as F
 from PIL import ExifTags, Image, UnidentifiedImageError
 from PIL.JpegImagePlugin import MARKER as JPEG_MARKERS
 from PIL.JpegImagePlugin import JpegImageFile
@@ -106,8 +106,10 @@ def ink_to_digit(ink: np.ndarray) -> np.ndarray:
     h, w = crop.shape
     scale = DIGIT_BOX / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = TF.resize(torch.from_numpy(crop)[None], [new_h, new_w], antialias=True,
-                      interpolation=TF.InterpolationMode.BILINEAR)[0].clamp(0, 1).numpy()
+    # torchvision's resize of a tensor is this call; torch's own keeps torchvision (~170 MB) out
+    # of the web server.
+    small = F.interpolate(torch.from_numpy(crop)[None, None], size=(new_h, new_w), mode="bilinear",
+                          align_corners=False, antialias=True)[0, 0].clamp(0, 1).numpy()
 
     # Shift so the centre of mass lands on the frame's centre, keeping the box inside the frame.
     com_r, com_c = _centre_of_mass(small)
