@@ -166,7 +166,8 @@ async def fresh_canvas(canvas, timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def drawing_session(browser, url: str, session: Session, digits: list[str], step_timeout: float) -> None:
+async def drawing_session(browser, url: str, session: Session, index: int, digits: list[str],
+                          step_timeout: float) -> None:
     context = await browser.new_context(viewport={"width": 1400, "height": 1600})
     page = await context.new_page()
     watch = Watch(page, session)
@@ -182,9 +183,12 @@ async def drawing_session(browser, url: str, session: Session, digits: list[str]
             box = await canvas.bounding_box()
             await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             await asyncio.sleep(0.3)  # hovering moves the canvas toolbar out of the way
+            # Each session draws its digits a little shifted, so no two sessions send the same
+            # drawing (the app caches per digit: identical drawings would make the server look faster).
+            shift = (0.015 * (index % 5 - 2), 0.012 * (index // 5 % 5 - 2))
             for stroke in DIGITS[digit]:
                 before = await page.evaluate(SRCS_JS)
-                await draw_stroke(page, box, stroke)
+                await draw_stroke(page, box, [(x + shift[0], y + shift[1]) for x, y in stroke])
                 up, up_wall = time.monotonic(), time.time()
                 try:
                     await page.wait_for_function(SETTLED_JS, arg=[RESULT_CAPTION, before], polling=50,
@@ -291,7 +295,7 @@ async def drive(url: str, args, sessions: list[Session], trainer: Session | None
             names = list(DIGITS)
             t_begin = time.time()
             meter.start()
-            await asyncio.gather(*(drawing_session(browser, url, s, [names[(i + k) % len(names)] for k in range(args.digits)],
+            await asyncio.gather(*(drawing_session(browser, url, s, i, [names[(i + k) % len(names)] for k in range(args.digits)],
                                                    args.step_timeout) for i, s in enumerate(sessions)))
             meter.stop()
             done.set()
