@@ -3,7 +3,8 @@ can rebuild it (the Latent explorer's in-browser decoder) and redraw a digit whi
 
 The format is one safetensors blob: tensors named "0.w", "0.b", ... already laid out for the
 browser's runtime (dense weights as (in, out); transposed-convolution kernels as
-(kh, kw, out, in), images channels-last), and the op list as JSON in the metadata under "ops":
+(kh, kw, out, in), images channels-last), and one JSON metadata entry "decoder" holding
+"latent_dim", "pixels" and the op list "ops":
 
     {"op": "dense", "w": "0.w", "b": "0.b"}  (1,in) -> (1,out)
     {"op": "relu"} / {"op": "sigmoid"}
@@ -15,6 +16,8 @@ sha256 names it, so a browser keeps one copy per decoder however often the page 
 """
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -40,6 +43,10 @@ class BrowserDecoder:
     @property
     def size(self) -> int:
         return len(self.blob)
+
+    @functools.cached_property
+    def base64(self) -> str:
+        return base64.b64encode(self.blob).decode("ascii")
 
 
 def _dense(linear: nn.Linear, name: str, tensors: dict) -> dict:
@@ -94,8 +101,10 @@ def export_decoder(model: nn.Module) -> BrowserDecoder:
     else:
         raise UnsupportedDecoder(f"the browser decoder supports the feedforward and CNN autoencoders, not {type(model).__name__}")
     ops.append({"op": "sigmoid"})
-    blob = save(tensors, metadata={"ops": json.dumps(ops), "latent_dim": str(model.latent_dim),
-                                   "pixels": str(NUM_PIXELS)})
+    # One metadata entry: safetensors writes several in a random order, and the blob's hash must
+    # not change from one process (or replica) to the next.
+    spec = {"ops": ops, "latent_dim": model.latent_dim, "pixels": NUM_PIXELS}
+    blob = save(tensors, metadata={"decoder": json.dumps(spec, sort_keys=True)})
     return BrowserDecoder(blob=blob, sha256=hashlib.sha256(blob).hexdigest())
 
 

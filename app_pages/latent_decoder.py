@@ -43,18 +43,31 @@ def browser_decoder(_model, path: str, mtime: float) -> BrowserDecoder | None:
         return None
 
 
+def _render(key: str, decoder: BrowserDecoder, **args) -> dict | None:
+    # The blob goes out while the iframe's last message asks for it; having built the decoder, the
+    # iframe answers {"ready": sha}, which stops it (a rerun that was cut short just sends it again).
+    asked = st.session_state.get(key)
+    send_blob = isinstance(asked, dict) and asked.get("need") == decoder.sha256
+    # base64 inside the JSON arguments: a bytes argument arrived only in a remounted iframe, or not at all
+    return _component()(sha=decoder.sha256, blob=decoder.base64 if send_blob else "", key=key, default=None, **args)
+
+
 def live_sliders(key: str, decoder: BrowserDecoder, view: str, start: np.ndarray, directions: np.ndarray,
                  labels: list[str], offsets: list[float], active: bool, lo: float = -3.0, hi: float = 3.0,
                  step: float = 0.1, size: int = 224) -> dict | None:
-    """Render the component; returns its last message (None until it has sent one):
-    {"ready": sha} once it decodes, {"view", "offsets", "seq"} on a release, {"need", "req"} for a blob."""
-    asked = st.session_state.get(key)
-    send_blob = isinstance(asked, dict) and asked.get("need") == decoder.sha256 \
-        and asked.get("req") != st.session_state.get(f"{key}_served")
-    if send_blob:
-        st.session_state[f"{key}_served"] = asked.get("req")  # once per request, not on every rerun
-    return _component()(sha=decoder.sha256, blob=decoder.blob if send_blob else None, view=view,
-                        start=np.asarray(start, dtype=np.float32).tolist(),
-                        directions=np.asarray(directions, dtype=np.float32).tolist(),
-                        labels=labels, offsets=[float(o) for o in offsets], min=lo, max=hi, step=step,
-                        size=size, active=active, key=key, default=None)
+    """Sliders moving `start` along the rows of `directions`. Returns the component's last message
+    (None until it has sent one): {"ready": sha} once it decodes (while not `active`, or after a blob),
+    {"view", "offsets", "seq"} on a release, {"need", "req"} when it lacks the blob."""
+    return _render(key, decoder, kind="sliders", view=view, start=np.asarray(start, dtype=np.float32).tolist(),
+                   directions=np.asarray(directions, dtype=np.float32).tolist(), labels=labels,
+                   offsets=[float(o) for o in offsets], min=lo, max=hi, step=step, size=size, active=active)
+
+
+def live_map(key: str, decoder: BrowserDecoder, view: str, mean: np.ndarray, directions: np.ndarray,
+             points: np.ndarray, labels: np.ndarray, size: int = 160, map_size: int = 320) -> dict | None:
+    """A 2-D map of `points` (N,2) along two unit `directions` (2,D) from `mean`; hovering decodes
+    mean + x*d0 + y*d1. Returns {"view", "point", "seq"} after a click (else None)."""
+    pts = [[round(float(x), 3), round(float(y), 3), int(c)] for (x, y), c in zip(points, labels)]
+    return _render(key, decoder, kind="map", view=view, start=np.asarray(mean, dtype=np.float32).tolist(),
+                   directions=np.asarray(directions, dtype=np.float32).tolist(), points=pts,
+                   offsets=[0.0, 0.0], size=size, map_size=map_size, active=True)

@@ -11,12 +11,13 @@ from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
 from app_pages.common import ARCH_TITLES, SHORT_TITLES, choose_digit, load_entry, pick_models, pick_test_digit, show_digit, mnist_test_digits
-from app_pages.latent_decoder import browser_decoder, frontend_built, live_sliders
+from app_pages.latent_decoder import browser_decoder, frontend_built, live_map, live_sliders
 from app_pages.shared_view import linked_choice, linked_offsets, publish, publish_offsets, share_link
 
 SLIDERS = 6
 CLASS_COLOURS = px.colors.qualitative.D3  # ten clearly different colours, one per digit class
 MAP_POINTS = 2000
+HOVER_POINTS = 1000  # drawn on the in-browser map (sent as JSON on every rerun)
 
 
 @st.cache_resource(show_spinner="Encoding the test digits…", max_entries=8)
@@ -43,6 +44,16 @@ def reset_sliders(slider_key: str) -> None:
     for i in range(SLIDERS):
         st.session_state[f"{slider_key}_{i}"] = 0.0
     st.session_state.pop(f"{slider_key}_offsets", None)
+
+
+def released_point(message, view: str) -> list[float] | None:
+    """A map position clicked in the browser, else None."""
+    if not (isinstance(message, dict) and message.get("view") == view):
+        return None
+    got = message.get("point")
+    if isinstance(got, list) and len(got) == 2 and all(isinstance(v, (int, float)) and np.isfinite(v) for v in got):
+        return [float(np.clip(v, -1e3, 1e3)) for v in got]
+    return None
 
 
 def released_offsets(message, view: str, n: int) -> list[float] | None:
@@ -97,9 +108,9 @@ with right:
     slider_key = f"latent_{entry.name}_{mode}"
     n = min(SLIDERS, len(pca.explained), len(dims))  # a tiny latent has fewer
     if mode == "principal directions":
-        labels = [f"direction {i + 1} ({100 * pca.explained[i]:.0f}% of variance)" for i in range(n)]
+        slider_labels = [f"direction {i + 1} ({100 * pca.explained[i]:.0f}% of variance)" for i in range(n)]
     else:
-        labels = [f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})" for i in range(n)]
+        slider_labels = [f"neuron {dims[i]} (σ = {dim_stds[i]:.2f})" for i in range(n)]
     offsets = stored_offsets(slider_key, n)
     in_browser = browser_decoder(model, *entry.cache_key) if frontend_built() else None
     live = in_browser is not None and st.toggle(
@@ -120,7 +131,8 @@ with right:
             offsets[:] = released
         directions = pca_directions(pca, n) if mode == "principal directions" \
             else neuron_directions(dims[:n], dim_stds[:n], model.latent_dim)
-        live_sliders("latent_decoder", in_browser, view, start.latent, directions, labels, offsets, active=browser_ok)
+        live_sliders("latent_decoder", in_browser, view, start.latent, directions, slider_labels, offsets,
+                     active=browser_ok)
     if browser_ok:
         st.caption("Offsets on the server: " + ", ".join(f"{o:+.1f}" for o in offsets)
                    + " (sent when you let go of a slider)")
@@ -128,7 +140,7 @@ with right:
     else:
         sliders, picture = st.columns([1.2, 1], gap="medium")
         with sliders:
-            for i, label in enumerate(labels):
+            for i, label in enumerate(slider_labels):
                 if st.session_state.get(f"{slider_key}_{i}") != offsets[i]:
                     st.session_state[f"{slider_key}_{i}"] = offsets[i]  # moved in the browser meanwhile
                 st.slider(label, -3.0, 3.0, step=0.1, key=f"{slider_key}_{i}", help="in standard deviations",
@@ -185,5 +197,20 @@ with m2:
         show_digit(decode(model, z_all[i])[0], "decoded from its full latent", 112)
         show_digit(decode(model, pca.latent_at([p["x"], p["y"]]))[0],
                    "decoded from its map position alone (other directions at the mean)", 112)
+
+if browser_ok:
+    st.markdown("**Hover over this map to decode any position** (in your browser); click to keep one.")
+    h1, h2 = st.columns([2, 1], gap="large")
+    with h1:
+        map_view = f"{in_browser.sha256}:{entry.name}:map"
+        hover_n = min(HOVER_POINTS, len(xy))
+        clicked = released_point(live_map("latent_map_decoder", in_browser, map_view, pca.mean, pca.components[:2],
+                                          xy[:hover_n], labels[:hover_n]), map_view)
+    with h2:
+        if clicked is None:
+            st.info("Click a position on the map to decode it on the server too.")
+        else:
+            show_digit(decode(model, pca.latent_at(clicked))[0],
+                       f"decoded on the server at ({clicked[0]:.2f}, {clicked[1]:.2f})", 112)
 
 share_link()

@@ -101,6 +101,7 @@ class Expected:
 
     def __init__(self, arch: str):
         from ae.analysis import reconstruct_digit
+        from ae.browser_decoder import export_decoder
         from ae.latent import encode_all, fit_pca
         from ae.sample import load_sample
         from ae.weights import load_model
@@ -110,6 +111,7 @@ class Expected:
         index = int(np.flatnonzero(data.labels.numpy() == 7)[0])
         self.start = reconstruct_digit(self.model, data.images[index, 0].numpy()).latent
         self.pca = fit_pca(encode_all(self.model, data.images).numpy(), k=SLIDERS)
+        self.sha256 = export_decoder(self.model).sha256
 
     def pixels(self, offsets) -> np.ndarray:
         from ae.latent import decode
@@ -117,11 +119,12 @@ class Expected:
         return decode(self.model, self.pca.move(self.start, offsets))[0]
 
 
-def component_frame(page):
-    page.locator(FRAME).wait_for(timeout=60_000)
-    frame = page.frame_locator(FRAME)
+def component_frame(page, nth: int = 0):
+    """The sliders' iframe (nth=0) or the map's (nth=1): its locator and its frame."""
+    page.locator(FRAME).nth(nth).wait_for(timeout=60_000)
+    frame = page.frame_locator(FRAME).nth(nth)
     frame.locator("#root.on").wait_for(timeout=60_000)  # the component took over from the plain sliders
-    handle = next(f for f in page.frames if "/component/" in f.url and "latent_decoder" in f.url)
+    handle = page.locator(FRAME).nth(nth).element_handle().content_frame()
     return frame, handle
 
 
@@ -132,7 +135,7 @@ def drawn(handle) -> dict:
         const d = c.getContext('2d').getImageData(0, 0, 28, 28).data;
         const px = []; for (let i = 0; i < d.length; i += 4) px.push(d[i]);
         const s = window.latentDecoderStats;
-        return {pixels: px, offsets: s.offsets, draws: s.draws, fetched: s.fetched, cached: s.cached};
+        return {pixels: px, offsets: s.offsets, draws: s.draws, fetched: s.fetched, cached: s.cached, sha: s.sha};
     }""")
 
 
@@ -147,9 +150,15 @@ def wait_drawn(handle, value: float, index: int = 0, timeout: float = 10.0) -> d
         time.sleep(0.02)
 
 
-def assert_matches(got: dict, expected: Expected) -> float:
+def assert_matches(got: dict, expected: Expected, on_map: bool = False) -> float:
     browser = np.asarray(got["pixels"], dtype=np.float64).reshape(28, 28) / 255
-    diff = float(np.abs(browser - expected.pixels(got["offsets"])).max())
+    if on_map:
+        from ae.latent import decode
+
+        server = decode(expected.model, expected.pca.latent_at(got["offsets"]))[0]
+    else:
+        server = expected.pixels(got["offsets"])
+    diff = float(np.abs(browser - server).max())
     assert diff <= 1 / 255 + 1e-9, f"browser pixels differ from the server's decode by {diff * 255:.2f}/255 at {got['offsets']}"
     return diff
 
@@ -166,6 +175,7 @@ def test_dragging_redraws_in_the_browser_and_release_updates_the_server(server, 
     frame, handle = component_frame(page)
     ff = Expected("ff")
     first = wait_drawn(handle, 0.0)
+    assert first["sha"] == ff.sha256
     assert first["fetched"] == 1 and first["cached"] == 0, "the ff decoder blob should have been sent once"
     assert_matches(first, ff)
     assert server_offsets(page).startswith("Offsets on the server: +0.0, +0.0")
@@ -197,9 +207,18 @@ def test_dragging_redraws_in_the_browser_and_release_updates_the_server(server, 
     page.locator("[data-testid='stMain']").get_by_text("Convolutional (CNN)", exact=True).click()
     cnn = Expected("cnn")
     deadline = time.monotonic() + 60
-    while drawn(handle)["fetched"] < 2:
-        assert time.monotonic() < deadline, "the cnn decoder never arrived"
-        time.sleep(0.1)
+    got = None
+    while True:  # the reply that carries the blob may remount the iframe: find it afresh
+        try:
+            frame, handle = component_frame(page)
+            got = drawn(handle)
+            if got["sha"] == cnn.sha256:
+                break
+        except sync_api.Error:
+            pass
+        assert time.monotonic() < deadline, f"the cnn decoder never arrived: {got.get('sha') if got else None} != {cnn.sha256}"
+        time.sleep(0.2)
+    assert got["fetched"] == 2 and got["cached"] == 0, "this iframe should have been sent the ff blob, then the cnn one"
     slider = frame.locator("input[type=range]").nth(1)
     slider.focus()
     for _ in range(7):
@@ -207,6 +226,34 @@ def test_dragging_redraws_in_the_browser_and_release_updates_the_server(server, 
     got = wait_drawn(handle, 0.7, index=1)
     assert_matches(got, cnn)
     sync_api.expect(page.get_by_text("Offsets on the server: +0.0, +0.7")).to_be_visible(timeout=30_000)
+
+    # The map: hovering decodes each position in the browser; a click tells the server.
+    map_frame, map_handle = component_frame(page, nth=1)
+    deadline = time.monotonic() + 60
+    while drawn(map_handle)["sha"] != cnn.sha256:
+        assert time.monotonic() < deadline, "the map never got the cnn decoder"
+        time.sleep(0.2)
+    map_frame.locator("#map").scroll_into_view_if_needed()
+    box = map_frame.locator("#map").bounding_box()
+    shown = []
+    for fx, fy in ((0.3, 0.4), (0.7, 0.6), (0.5, 0.2)):
+        page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=3)
+        deadline = time.monotonic() + 10
+        while True:
+            got = drawn(map_handle)
+            if got["offsets"] is not None and got["offsets"] not in [o for o, _ in shown]:
+                break
+            assert time.monotonic() < deadline, "hovering the map did not redraw"
+            time.sleep(0.05)
+        time.sleep(0.2)  # let the last move's frame land
+        got = drawn(map_handle)
+        assert_matches(got, cnn, on_map=True)
+        shown.append((got["offsets"], got["pixels"]))
+    assert page.get_by_text("decoded on the server at").count() == 0
+    page.mouse.down()
+    page.mouse.up()
+    x, y = drawn(map_handle)["offsets"]
+    sync_api.expect(page.get_by_text(f"decoded on the server at ({x:.2f}, {y:.2f})")).to_be_visible(timeout=30_000)
 
     # A new tab (a new session): the decoder comes from the browser's cache, not the server.
     again = context.new_page()
@@ -222,7 +269,7 @@ def test_a_component_that_cannot_load_leaves_the_plain_sliders(server, context):
     page.route("**/component/**/vendor/**", lambda route: route.abort())  # its runtime fails to load
     page.goto(f"{server}/latent_explorer")
     sync_api.expect(page.get_by_text("decoded from the moved latent")).to_be_visible(timeout=60_000)
-    assert page.locator("[data-testid='stSlider']").filter(has_text="direction 1").count() == 1
+    sync_api.expect(page.locator("[data-testid='stSlider']").filter(has_text="direction 1")).to_have_count(1, timeout=30_000)
     assert page.get_by_text("Offsets on the server:").count() == 0
     # "Redraw while dragging" off: the plain sliders, on the server, for anyone.
     page.get_by_text("Redraw while dragging").click()

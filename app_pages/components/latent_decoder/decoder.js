@@ -25,8 +25,9 @@
   // -> {latentDim, decode(z: Float32Array) -> Float32Array(784) in [0, 1], dispose()}
   function buildDecoder(tf, bytes) {
     const { tensors, metadata } = readBlob(bytes);
-    const ops = JSON.parse(metadata.ops);
-    const latentDim = Number(metadata.latent_dim);
+    const spec = JSON.parse(metadata.decoder);
+    const ops = spec.ops;
+    const latentDim = Number(spec.latent_dim);
     const weights = {};
     for (const [name, t] of Object.entries(tensors)) weights[name] = tf.tensor(t.data, t.shape, "float32");
 

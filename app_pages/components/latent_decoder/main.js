@@ -63,7 +63,7 @@
   async function ensureDecoder(sha, blob) {
     if (built.has(sha)) return built.get(sha);
     if (blob && blob.length) {
-      const bytes = new Uint8Array(blob);
+      const bytes = Uint8Array.from(atob(blob), (c) => c.charCodeAt(0));
       if ((await sha256(bytes)) === sha) return install(sha, bytes, true);
     }
     if (!lookups.has(sha)) {
@@ -137,13 +137,67 @@
     });
   }
 
+  // ---- the 2-D map (kind "map"): hover decodes a position, a click tells the server ----
+  // args.points: [[x, y, class], ...] along the first two principal directions; args.start is
+  // the latents' mean and args.directions the two (unit) directions, so offsets = [x, y].
+  const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  let map = null;
+
+  function buildMap() {
+    box.textContent = "";
+    const side = args.map_size || 320;
+    const xs = args.points.map((p) => p[0]), ys = args.points.map((p) => p[1]);
+    const pad = (lo, hi) => { const m = 0.05 * (hi - lo || 1); return [lo - m, hi + m]; };
+    const [x0, x1] = pad(Math.min(...xs), Math.max(...xs)), [y0, y1] = pad(Math.min(...ys), Math.max(...ys));
+    const cnv = document.createElement("canvas");
+    cnv.id = "map";
+    cnv.width = cnv.height = side;
+    cnv.style.cursor = "crosshair";
+    const note = document.createElement("div");
+    note.className = "caption";
+    box.append(cnv, note);
+    map = { cnv, note, side, toData: (px, py) => [x0 + (px / side) * (x1 - x0), y1 - (py / side) * (y1 - y0)],
+            toPixel: (x, y) => [((x - x0) / (x1 - x0)) * side, ((y1 - y) / (y1 - y0)) * side] };
+    const place = (event) => {
+      const r = cnv.getBoundingClientRect();
+      offsets = map.toData(event.clientX - r.left, event.clientY - r.top);
+      drawMap();
+      redrawSoon();
+    };
+    cnv.addEventListener("pointermove", place);  // hover or drag: redraw here, tell nobody
+    cnv.addEventListener("pointerdown", place);
+    cnv.addEventListener("pointerup", () => {  // the release: the server learns the position
+      setValue({ view: args.view, point: offsets.slice(), seq: ++seq });
+    });
+    drawMap();
+  }
+
+  function drawMap() {
+    const g = map.cnv.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, map.side, map.side);
+    for (const [x, y, c] of args.points) {
+      const [px, py] = map.toPixel(x, y);
+      g.fillStyle = COLOURS[c % 10];
+      g.fillRect(px - 1.5, py - 1.5, 3, 3);
+    }
+    const [px, py] = map.toPixel(offsets[0], offsets[1]);
+    g.strokeStyle = "#000";
+    g.beginPath();
+    g.moveTo(px - 8, py); g.lineTo(px + 8, py); g.moveTo(px, py - 8); g.lineTo(px, py + 8);
+    g.stroke();
+    map.note.textContent = `position (${offsets[0].toFixed(2)}, ${offsets[1].toFixed(2)}): hover to decode, click to keep`;
+  }
+
   async function onRender(data) {
     args = data.args;
     const serverOffsets = JSON.stringify(args.offsets);
     if (args.view !== lastView) {
       lastView = args.view;
       offsets = args.offsets.slice();
-      buildSliders();
+      if (args.kind === "map") buildMap(); else buildSliders();
+    } else if (args.kind === "map") {
+      // the map keeps its own position between reruns
     } else if (serverOffsets !== lastServerOffsets && !dragging) {  // e.g. "Reset sliders"
       offsets = args.offsets.slice();
       box.querySelectorAll("input").forEach((input, i) => { input.value = offsets[i]; input.previousSibling.lastChild.textContent = fmt(offsets[i]); });
@@ -155,10 +209,11 @@
     const sha = args.sha;
     const built = await ensureDecoder(sha, args.blob);
     if (!built || sha !== args.sha) return;
-    decoder = built; decoderSha = sha;
+    decoder = built; decoderSha = sha; stats.sha = sha;
     draw();
     setHeight();
-    if (!args.active && !readySent) { readySent = true; setValue({ ready: sha, seq: ++seq }); }  // the page may drop its own sliders
+    // "ready" lets the page drop its own sliders and stops the blob coming (it came only on request)
+    if ((!args.active && !readySent) || (args.blob && args.blob.length)) { readySent = true; setValue({ ready: sha, seq: ++seq }); }
   }
 
   window.addEventListener("message", (event) => {
