@@ -196,6 +196,8 @@
       lastView = args.view;
       offsets = args.offsets.slice();
       if (args.kind === "map") buildMap(); else buildSliders();
+      document.querySelector("#picture .caption").textContent =
+        `decoded in your browser as you ${args.kind === "map" ? "hover" : "drag"}`;
     } else if (args.kind === "map") {
       // the map keeps its own position between reruns
     } else if (serverOffsets !== lastServerOffsets && !dragging) {  // e.g. "Reset sliders"
