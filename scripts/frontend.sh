@@ -11,10 +11,14 @@ ae_frontend() {
   [ -f "$vendor/.complete-$lock_hash" ] && return 0
   cache="${AE_NPM_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ae-digits/npm}/$lock_hash"
   if [ ! -f "$cache/.complete" ]; then
+    # After a failure (offline, no registry) wait an hour before trying again, so every script
+    # that sources venv.sh does not pay for it.
+    if [ -n "$(find "$cache.failed" -mmin -60 2>/dev/null)" ]; then return 0; fi
     echo "Installing the in-browser decoder runtime into $cache (npm ci, once)..." >&2
     rm -rf "$cache" && mkdir -p "$cache" && cp "$comp/package.json" "$comp/package-lock.json" "$cache/" &&
-      (cd "$cache" && timeout 300 npm ci --no-audit --no-fund --loglevel=error >&2) && touch "$cache/.complete" ||
-      { echo "npm ci failed: the Latent explorer uses its server-side sliders." >&2; return 0; }
+      (cd "$cache" && timeout 120 npm ci --no-audit --no-fund --loglevel=error >&2) && touch "$cache/.complete" ||
+      { touch "$cache.failed"; echo "npm ci failed: the Latent explorer uses its server-side sliders (retried after an hour, or delete $cache.failed)." >&2; return 0; }
+    rm -f "$cache.failed"
   fi
   rm -rf "$vendor" && mkdir -p "$vendor" &&
     cp "$cache/node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js" \
