@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,12 +16,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+from browser_support import CANVAS, CHROMIUM, ROOT, browser, free_port, sync_api  # noqa: F401 (the fixture)
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-CANVAS = "[data-testid='stBidiComponentIsolated'] canvas.upper-canvas"
 # A marker at the front of each browser's User-Agent: HAProxy's log captures that header.
 AGENT = "ae-balancer-test/{} Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Safari/537.36"
 # An httplog line: ... app replicas/r1 0/0/0/3/3 200 8116 - - --NI 1/1/0/0/0 0/0 {captured UA} "GET / HTTP/1.1"
@@ -33,13 +29,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(HAPROXY), reason=f"{HAPROXY} is absent (apt-get install haproxy)"),
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +58,6 @@ def balancer(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         out.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def log_lines(run: Path) -> list[dict]:

@@ -3,32 +3,17 @@ Draws a stroke on the canvas and checks both reconstructions and their byte size
 payload on Send & receive and checks the decoded digit; screenshots every page into
 test-artifacts/. Skipped when /usr/bin/chromium is absent (scripts/test.sh installs it)."""
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
+from browser_support import CANVAS, CHROMIUM, ROOT, browser, free_port, streamlit_server, sync_api  # noqa: F401 (the fixture; names the other browser tests import from here)
+
 ARTIFACTS = ROOT / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-CANVAS = "[data-testid='stBidiComponentIsolated'] canvas.upper-canvas"
 PAGES = ["", "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"]
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install chromium)")]
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,44 +29,8 @@ def server(tmp_path_factory):
     for arch in ("ff", "cnn"):  # so the pages have models even where the shipped weights are missing
         save_model(build_model(DEFAULT_CONFIGS[arch]), models / f"browser-{arch}.safetensors", {})
     env = dict(os.environ, AE_USER_MODELS_DIR=str(models), AE_DATA_DIR=str(tmp_path_factory.mktemp("no_data")))
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.3)
+    with streamlit_server(env, tmp_path_factory.mktemp("logs") / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -5,22 +5,14 @@ within 1/255, the release updates the server's offsets, a decoder blob is sent o
 read from the browser's cache, and a component that cannot load leaves the plain sliders.
 Skipped when /usr/bin/chromium, the built frontend (scripts/frontend.sh) or the weights are absent."""
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app_pages.latent_decoder import frontend_built
+from browser_support import CHROMIUM, ROOT, browser, streamlit_server, sync_api  # noqa: F401 (the fixture)
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 FRAME = "iframe[title*='latent_decoder']"
 SLIDERS = 6  # as app_pages/latent_explorer.py
 
@@ -31,13 +23,6 @@ pytestmark = [
     pytest.mark.skipif(not all((ROOT / "weights" / f"{a}.safetensors").exists() for a in ("ff", "cnn")),
                        reason="the shipped ff/cnn weights are missing"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,44 +31,8 @@ def server(tmp_path_factory):
     uses the shipped weights and the bundled sample); always stopped."""
     env = dict(os.environ, AE_USER_MODELS_DIR=str(tmp_path_factory.mktemp("no_models")),
                AE_DATA_DIR=str(tmp_path_factory.mktemp("no_data")))
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("logs") / "streamlit.log", "w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.3)
+    with streamlit_server(env, tmp_path_factory.mktemp("logs") / "streamlit.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
