@@ -50,6 +50,8 @@ def test_a_gallery_link_opens_the_same_view_in_a_fresh_browser(server, browser):
         position.press("Enter")
         expect(page.get_by_text(f"test digit #{fourth_seven} · label 7")).to_be_visible(timeout=30_000)
         page.wait_for_url(re.compile(r"digit=class(:|%3A)7(:|%3A)4"), timeout=30_000)
+        # The address bar changes as soon as the run writes the query; the link box a moment later.
+        expect(page.locator(LINK)).to_contain_text("digit=class:7:4", timeout=30_000)
         link = page.locator(LINK).inner_text().strip()
         assert link.startswith(f"{server}/gallery?") and "digit=class:7:4" in link, link
         assert_no_exception(page)
