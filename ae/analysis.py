@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ae.codec_link import CodecStatus
+from ae.codec_link import CodecStatus, compress_digit
 from ae.display import as_digit_array
 from ae.errors import AEError
 from ae.metrics import psnr, ssim
@@ -155,17 +155,13 @@ def warm_codec(status: CodecStatus) -> None:
 
 
 def code_digit(status: CodecStatus, digit, point) -> CodedPayload:
-    """Compress the digit at this point and decode the payload again, so the size shown belongs to
-    a payload that works. Decoded with the point's own coder: `decompress` alone would first read
-    every card in weights/ to find it (a few ms, four times a stroke)."""
-    codec = status.module
+    """The digit's payload at this point, decoded again (codec_link.compress_digit), or why not."""
     try:
-        coder = codec.get_coder(point.name)
-        data = codec.compress(as_digit_array(digit), coder)
-        decoded = np.asarray(codec.decompress(data, coders=[coder]).images[0, 0], dtype=np.float32)
+        payload = compress_digit(status, digit, point.name)
     except AEError as exc:
         return CodedPayload(point.name, point.label, error=str(exc))
-    return CodedPayload(point.name, point.label, len(data), decoded, picture_psnr(digit, decoded))
+    decoded = payload.decoded[0]
+    return CodedPayload(point.name, point.label, payload.size, decoded, picture_psnr(digit, decoded))
 
 
 def _autoencoder_view(model: nn.Module, arch: str, digit: np.ndarray, classifier: nn.Module | None,

@@ -79,16 +79,22 @@ class Payload:
 
 
 def compress_digit(status: CodecStatus, digit, point: str) -> Payload:
-    """One digit -> its payload, decoded again so the size shown belongs to a working payload."""
-    data = status.module.compress(as_digit_array(digit), point)
-    return receive(status, data)
+    """One digit -> its payload, decoded again so the size shown belongs to a working payload.
+    Decoded with the point's own coder: `decompress` alone would first reread every card in
+    weights/ to find it (a few ms per payload)."""
+    coder = status.module.get_coder(point)
+    data = status.module.compress(as_digit_array(digit), coder)
+    return _payload(data, status.module.decompress(data, coders=[coder]))
 
 
 def receive(status: CodecStatus, data: bytes, max_digits: int | None = None) -> Payload:
     """Decode a payload; the codec raises its CodecError (an AEError) on anything not its own,
     or holding more than `max_digits` digits (None: the codec's default)."""
     limit = {} if max_digits is None else {"max_digits": max_digits}
-    decoded = status.module.decompress(bytes(data), **limit)
+    return _payload(bytes(data), status.module.decompress(bytes(data), **limit))
+
+
+def _payload(data: bytes, decoded) -> Payload:
     images = decoded.images
     if hasattr(images, "detach"):
         images = images.detach().cpu().numpy()
