@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ae.data import Digits
+from ae.inference import evaluating
 from ae.models import DEFAULT_CONFIGS, build_model, is_autoencoder, parameter_count
 
 
@@ -136,14 +137,10 @@ def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 @torch.no_grad()
 def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = 1000) -> float:
-    was_training = model.training
-    model.eval()
     total = 0.0
-    for i in range(0, len(data), batch_size):
-        x = data.images[i:i + batch_size].to(device)
-        y = data.labels[i:i + batch_size].to(device)
-        total += batch_loss(model, x, y).item() * len(x)
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in zip(data.images.split(batch_size), data.labels.split(batch_size)):
+            total += batch_loss(model, x.to(device), y.to(device)).item() * len(x)
     return total / max(len(data), 1)
 
 
