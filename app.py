@@ -38,7 +38,7 @@ def _cold_start() -> None:
     torch.set_num_threads(max(1, int(threads)) if threads.isdigit() else 1)
     import app_pages.common  # noqa: F401  (the heavy imports every page shares)
     from ae.analysis import warm_codec
-    from ae.codec_link import codec_status
+    from ae.registry import codec_status
 
     # While this page loads its own models, load the codec's coders for Draw and Send & receive
     # (plain objects of ae.codec, no Streamlit state).
@@ -48,10 +48,9 @@ def _cold_start() -> None:
 
 
 def home() -> None:
-    from ae.architecture import to_dot
-    from ae.catalog import list_models, shipped_entry
-    from ae.codec_link import point_metric
     from ae.errors import AEError
+    from ae.layer_diagram import to_dot
+    from ae.registry import list_models, shipped_entry
     from app_pages.common import SHORT_TITLES, codec, load_entry
 
     st.title("Digits in a few bytes")
@@ -105,9 +104,9 @@ def home() -> None:
             return fmt.format(value) if isinstance(value, (int, float)) else "not measured yet"
 
         st.table([{"point": p.name, "what": p.label,
-                   "mean payload": shown(point_metric(p, "mean_bytes"), "{:.1f} B"),
-                   "PSNR": shown(point_metric(p, "psnr"), "{:.1f} dB"),
-                   "read correctly": shown(point_metric(p, "accuracy"), "{:.1%}")} for p in status.points],
+                   "mean payload": shown(p.metrics.get("mean_bytes"), "{:.1f} B"),
+                   "PSNR": shown(p.metrics.get("psnr"), "{:.1f} dB"),
+                   "read correctly": shown(p.metrics.get("accuracy"), "{:.1%}")} for p in status.points],
                  hide_index=True)
         st.caption("The codec's own rate–distortion models; figures from their weights cards. "
                    "Send & receive turns a digit into such a payload file and back.")

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ae.codec_link import CodecStatus, compress_digit
+from ae.codec import compress_digit
 from ae.errors import AEError
 from ae.images import as_batch, as_digit_array
 from ae.inference import class_probabilities, decode, encode, reconstruct
 from ae.metrics import psnr, ssim
+from ae.registry import CodecStatus
 from ae.sizes import latent_representations, picture_psnr, pixel_representations
 
 
@@ -94,7 +95,6 @@ class AutoencoderView:
     ssim: float
     reading: Reading | None
     forms: list[SizedForm]  # the latent as float32 and as 8-bit codes
-    coded: list[CodedPayload]  # codec points that code this architecture, if any
 
 
 @dataclass
@@ -131,8 +131,7 @@ def size_bars(view: DrawView) -> list[SizeBar]:
         for arch, ae_view in view.autoencoders.items():
             bars += [SizeBar(f"{arch.upper()} {f.name}", f.size, f.decoded_psnr, kind)
                      for f in ae_view.forms if f.name == form_name]
-    coded = [c for v in view.autoencoders.values() for c in v.coded] + view.coded
-    bars += [SizeBar(f"{c.point} payload", c.size, c.psnr, "coded") for c in coded if c.error is None]
+    bars += [SizeBar(f"{c.point} payload", c.size, c.psnr, "coded") for c in view.coded if c.error is None]
     return bars
 
 
@@ -140,26 +139,24 @@ def warm_codec(status: CodecStatus) -> None:
     """Code a blank digit at every operating point, so the coders (weights, tables) are loaded
     before the first real digit needs them."""
     for point in status.points:
-        code_digit(status, np.zeros((28, 28), dtype=np.float32), point)
+        code_digit(np.zeros((28, 28), dtype=np.float32), point)
 
 
-def code_digit(status: CodecStatus, digit, point) -> CodedPayload:
-    """The digit's payload at this point, decoded again (codec_link.compress_digit), or why not."""
+def code_digit(digit, point) -> CodedPayload:
+    """The digit's payload at this point, decoded again (codec.compress_digit), or why not."""
     try:
-        payload = compress_digit(status, digit, point.name)
+        payload = compress_digit(digit, point)
     except AEError as exc:
         return CodedPayload(point.name, point.label, error=str(exc))
     decoded = payload.decoded[0]
     return CodedPayload(point.name, point.label, payload.size, decoded, picture_psnr(digit, decoded))
 
 
-def _autoencoder_view(model: nn.Module, arch: str, digit: np.ndarray, classifier: nn.Module | None,
-                      status: CodecStatus | None) -> AutoencoderView:
+def _autoencoder_view(model: nn.Module, digit: np.ndarray, classifier: nn.Module | None) -> AutoencoderView:
     result = reconstruct_digit(model, digit, classifier)
     forms = [SizedForm(r.name, r.size, r.note, r.psnr_against(digit))
              for r in latent_representations(model, result.latent)]
-    coded = [code_digit(status, digit, p) for p in status.points_for(arch)] if status and status.available else []
-    return AutoencoderView(result.latent, result.image, result.psnr, result.ssim, result.reading, forms, coded)
+    return AutoencoderView(result.latent, result.image, result.psnr, result.ssim, result.reading, forms)
 
 
 def draw_view_data(digit, models: dict[str, nn.Module | None], classifier: nn.Module | None = None,
@@ -170,9 +167,8 @@ def draw_view_data(digit, models: dict[str, nn.Module | None], classifier: nn.Mo
     pixels = pixel_representations(digit)  # raw pixels first: the 8-bit digit itself
     pixel_forms = [SizedForm(r.name, r.size, r.note, None, lossless=np.array_equal(r.decoded, pixels[0].decoded))
                    for r in pixels]
-    views = {arch: _autoencoder_view(model, arch, digit, classifier, status)
-             for arch, model in models.items() if model is not None}
-    coded = [code_digit(status, digit, p) for p in status.coded_model_points()] if status and status.available else []
+    views = {arch: _autoencoder_view(model, digit, classifier) for arch, model in models.items() if model is not None}
+    coded = [code_digit(digit, p) for p in status.points] if status else []
     view = DrawView(digit, pixel_forms, views, coded)
     view.bars = size_bars(view)
     return view

@@ -131,7 +131,8 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ae.data import load_digits
-    from ae.models import ModelConfig, build_model
+    from ae.architectures import build_model
+    from ae.models import ModelConfig
     from ae.sample import load_sample
     from ae.train import Trainer, TrainSettings
     from ae.weights import load_model, save_model
@@ -321,8 +322,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             raise AEError(f"Cannot read the benchmark file {args.show}: {exc}") from None
         print(table)
         return 0
-    from ae.codec import get_coder, operating_points
+    from ae.codec import get_coder
     from ae.data import load_digits
+    from ae.registry import operating_points
     from ae.sample import load_sample
     from ae.weights import load_card, load_model, weights_path, write_card
 

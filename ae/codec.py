@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import constriction
 import numpy as np
@@ -47,7 +45,9 @@ import torch
 
 from ae.entropy import MAX_SYMBOL
 from ae.errors import AEError, WeightsError
-from ae.images import NotDigitImages, as_image_batch as images_as_batch
+from ae.images import NotDigitImages, as_digit_array, as_image_batch as images_as_batch
+from ae.registry import OperatingPoint, operating_points
+from ae.weights import load_model
 
 FORMAT_VERSION = 1
 SINGLE_HEADER_BYTES = 3
@@ -69,21 +69,6 @@ class CodecError(AEError):
     """A payload is corrupt, truncated, foreign or made by another model; or an input can't be coded."""
 
 
-@dataclass(frozen=True)
-class OperatingPoint:
-    name: str  # e.g. "rd-q1": also the weights file name
-    id: int  # written in every payload header
-    arch: str
-    label: str  # short human text for the app
-    card: dict = field(compare=False, repr=False)  # the weights card, incl. measured metrics
-    path: Path | None = field(default=None, compare=False)
-
-    @property
-    def metrics(self) -> dict:
-        """Measured by `python -m ae benchmark --update-cards`: mean_bytes, psnr, ssim, accuracy..."""
-        return self.card.get("metrics", {})
-
-
 @dataclass
 class Decoded:
     images: torch.Tensor  # (N,1,28,28) float32 on the 8-bit grid
@@ -93,33 +78,11 @@ class Decoded:
 
 
 # ----------------------------------------------------------------------------------------------
-# Operating points: the shipped coded models, discovered from their cards
+# Operating points (the registry reads their cards) by name or quality
 # ----------------------------------------------------------------------------------------------
 
-def _weights_dir() -> Path:
-    from ae.weights import WEIGHTS_DIR
-    return WEIGHTS_DIR
-
-
-def operating_points(weights_dir: Path | None = None) -> list[OperatingPoint]:
-    """Shipped coded models (cards with a "codec" block), lowest rate first (by id)."""
-    folder = Path(weights_dir) if weights_dir else _weights_dir()
-    points = []
-    for card_file in sorted(folder.glob("*.json")):
-        try:
-            card = json.loads(card_file.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(card, dict) or "codec" not in card:
-            continue
-        points.append(OperatingPoint(name=card_file.stem, id=int(card["codec"]["id"]),
-                                     arch=card["config"]["arch"], label=card["codec"].get("label", card_file.stem),
-                                     card=card, path=card_file.with_suffix(".safetensors")))
-    return sorted(points, key=lambda p: p.id)
-
-
 def find_point(name_or_quality: str | int, family: str = "rd") -> OperatingPoint:
-    """'rd-q2', or a quality number (2 -> 'rd-q2' of the family)."""
+    """'rd-q2', or a quality number (2 -> 'rd-q2' of the family), among `registry.operating_points()`."""
     points = operating_points()
     wanted = f"{family}-q{name_or_quality}" if isinstance(name_or_quality, int) else name_or_quality
     for p in points:
@@ -257,23 +220,21 @@ def _shortest_prefix(full: bytes, decodes) -> bytes:
 
 
 @lru_cache(maxsize=16)
-def _coder_for(name: str) -> PointCoder:
-    from ae.weights import load_model
-    point = find_point(name)
+def _coder_for(point: OperatingPoint) -> PointCoder:
+    # Keyed by the point, whose stamp changes with its files: a retrained point is loaded again.
     try:
         model = load_model(point.path)
     except WeightsError as exc:
-        raise CodecError(f"Cannot load operating point {name}: {exc}") from None
+        raise CodecError(f"Cannot load operating point {point.name}: {exc}") from None
     return PointCoder(model, point.id, point.name)
 
 
 def get_coder(point: str | int | OperatingPoint | PointCoder) -> PointCoder:
+    """The coder of a point given by name, quality number or OperatingPoint (loaded once)."""
     if isinstance(point, PointCoder):
         return point
-    if isinstance(point, OperatingPoint):
-        point = point.name
-    if isinstance(point, int):
-        point = find_point(point).name
+    if not isinstance(point, OperatingPoint):
+        point = find_point(point)
     return _coder_for(point)
 
 
@@ -460,7 +421,40 @@ def payload_info(payload: bytes) -> dict:
             "container": container, "digits": count}
 
 
-__all__ = ["CodecError", "OperatingPoint", "Decoded", "PointCoder", "PayloadReader", "operating_points",
-           "find_point", "get_coder", "compress", "compress_symbols", "decompress", "open_payload", "parse_header",
-           "payload_info", "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES", "CHUNK_DIGITS",
-           "DEFAULT_MAX_DIGITS"]
+# ----------------------------------------------------------------------------------------------
+# What the app sends and receives: bytes beside what they decode to
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Payload:
+    point: str
+    data: bytes
+    decoded: np.ndarray  # (N,28,28) float32, what the receiver gets
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def compress_digit(digit, point: str | int | OperatingPoint | PointCoder) -> Payload:
+    """One digit -> its payload, decoded again with the point's own coder, so the size shown
+    belongs to a payload that works (and no other point's card is consulted to decode it)."""
+    coder = get_coder(point)
+    data = compress(as_digit_array(digit), coder)
+    return _payload(data, decompress(data, coders=[coder]))
+
+
+def receive(data: bytes, max_digits: int = DEFAULT_MAX_DIGITS) -> Payload:
+    """What a receiver does with payload bytes: check and decode them (CodecError on anything
+    not a payload of a shipped point, or holding more than `max_digits` digits)."""
+    return _payload(bytes(data), decompress(bytes(data), max_digits=max_digits))
+
+
+def _payload(data: bytes, decoded: Decoded) -> Payload:
+    return Payload(point=decoded.point, data=bytes(data), decoded=decoded.images[:, 0].numpy())
+
+
+__all__ = ["CodecError", "Decoded", "PointCoder", "PayloadReader", "Payload", "find_point", "get_coder",
+           "compress", "compress_symbols", "decompress", "open_payload", "parse_header", "payload_info",
+           "compress_digit", "receive", "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES",
+           "CHUNK_DIGITS", "DEFAULT_MAX_DIGITS"]

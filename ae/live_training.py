@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from ae import training_worker
-from ae.catalog import user_model_path
 from ae.data import Digits, dataset_available, load_digits, resolve_data_dir
 from ae.errors import AEError
 from ae.models import DEFAULT_CONFIGS
+from ae.registry import user_model_path
 from ae.sample import load_sample
 from ae.train import TrainEvent, TrainSettings
 from ae.training_slot import SlotHolder, TrainingSlot, format_seconds, slot_dir

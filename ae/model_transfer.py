@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from ae.catalog import MODEL_NAME, ModelEntry
 from ae.errors import WeightsError
+from ae.registry import MODEL_NAME, ModelEntry
 from ae.weights import MAX_CARD_BYTES, MAX_WEIGHTS_BYTES, card_path, load_model_from_bytes
 
 MAX_ZIP_BYTES = MAX_WEIGHTS_BYTES + MAX_CARD_BYTES + (64 << 10)  # both files stored, plus the zip's own records

@@ -1,6 +1,7 @@
 """The autoencoders (feedforward and CNN) and the digit classifier.
 
-Every model is built from a `ModelConfig` alone, so a weights card rebuilds it.
+Every model is built from a `ModelConfig` alone, so a weights card rebuilds it
+(`ae.architectures.build_model`, which also knows the codec's models in `ae.rdae`).
 Images are (B, 1, 28, 28) float tensors in [0, 1]; latents are (B, latent_dim).
 """
 from __future__ import annotations
@@ -155,32 +156,5 @@ class DigitClassifier(nn.Module):
         return self(x).argmax(dim=1)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "ff": FeedforwardAE,
-    "cnn": ConvAE,
-    "classifier": DigitClassifier,
-}
-
-
-def build_model(config: ModelConfig | dict) -> nn.Module:
-    if isinstance(config, dict):
-        config = ModelConfig.from_dict(config)
-    if config.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {config.arch!r}; known: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[config.arch](config)
-
-
-def is_autoencoder(model: nn.Module) -> bool:
-    return hasattr(model, "encode") and hasattr(model, "decode")
-
-
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-# The codec's rate-distortion autoencoder registers here so weights cards can name it.
-from ae.rdae import ConvRateDistortionAE, HybridRateDistortionAE, RateDistortionAE  # noqa: E402  (ae.rdae imports the names defined above)
-
-ARCHITECTURES["rdae"] = RateDistortionAE
-ARCHITECTURES["rdcnn"] = ConvRateDistortionAE
-ARCHITECTURES["rdhybrid"] = HybridRateDistortionAE

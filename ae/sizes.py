@@ -2,8 +2,8 @@
 
 Raw 8-bit pixels, a PNG of the digit, and a model's latent stored as float32 or as 8-bit
 codes. Each representation carries its payload and what it decodes back to, so the app can
-show the size beside the picture. The entropy-coded payload comes from `ae.codec` (see
-`ae.codec_link`).
+show the size beside the picture. The entropy-coded payload comes from `ae.codec`
+(`compress_digit`).
 
 What each size counts, here and only here (the Draw page, the benchmark and so the Compare
 page, and the evaluation cards all use these definitions):

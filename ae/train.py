@@ -15,9 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ae.architectures import build_model, is_autoencoder
 from ae.data import Digits
 from ae.inference import evaluating
-from ae.models import DEFAULT_CONFIGS, build_model, is_autoencoder, parameter_count
+from ae.models import DEFAULT_CONFIGS, parameter_count
 
 
 @dataclass

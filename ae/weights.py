@@ -17,9 +17,10 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load, load_file, save_file
 
+from ae.architectures import ARCHITECTURES, build_model
 from ae.errors import WeightsError
 from ae.files import atomic_write
-from ae.models import ARCHITECTURES, NUM_PIXELS, ModelConfig, build_model
+from ae.models import NUM_PIXELS, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = ("ff", "cnn", "classifier")

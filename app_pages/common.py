@@ -14,13 +14,12 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae import analysis
 from ae.analysis import AutoencoderView, CodedPayload, DrawView, SizeBar
-from ae.catalog import ModelEntry, list_models, shipped_entry, skipped_models
-from ae.codec_link import CodecStatus, codec_status
 from ae.data import dataset_available, load_digits
 from ae.display import digit_image
 from ae.errors import AEError, NothingDrawn
 from ae.images import as_digit_array
 from ae.preprocess import drawing_to_digit, image_file_to_digit
+from ae.registry import CodecStatus, ModelEntry, codec_status, list_models, shipped_entry, skipped_models
 from ae.run_log import timed_run
 from ae.sample import load_sample
 from ae.sizes import RAW_DIGIT_BYTES, png_encode
@@ -427,13 +426,6 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, result: AutoencoderVie
                else "The latent neurons for this digit, one bar each.")
     rows = [{"form": f.name, "size": f"{f.size} B", "decoded PSNR": f"{f.decoded_psnr:.1f} dB"} for f in result.forms]
     notes = [f"{f.name}: {f.note}" for f in result.forms]
-    for coded in result.coded:
-        if coded.error:
-            st.warning(f"The codec could not code this digit at {coded.point}: {coded.error}")
-            continue
-        rows.append({"form": f"coded ({coded.point})", "size": f"{coded.size} B",
-                     "decoded PSNR": f"{coded.psnr:.1f} dB"})
-        notes.append(f"coded ({coded.point}): the whole payload, decoded by the codec")
     small_table(rows)
     st.caption("; ".join(notes) + ". Decoded PSNR: what each form decodes back to, against the input digit.")
 
@@ -458,9 +450,6 @@ def show_coded_payloads(payloads: list[CodedPayload]) -> None:
     if not status.available:
         st.info(f"Codec not available: {status.message} Until it is, the sizes above (float32 and 8-bit "
                 f"latents) are the smallest forms shown.", icon=":material/info:")
-        return
-    if not payloads:
-        st.caption("Every operating point codes one of the autoencoders above: see their tables.")
         return
     st.caption("The codec's rate–distortion autoencoder rounds its latent to integers and a range coder "
                "packs them; each size is the whole payload file a receiver needs (header included).")

@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from ae.benchmark_results import BenchmarkUnavailable, load_benchmark
-from ae.catalog import shipped_entry
+from ae.registry import shipped_entry
 
 QUALITY = {"PSNR (dB)": "psnr", "SSIM": "ssim", "read correctly": "accuracy"}
 

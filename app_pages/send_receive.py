@@ -2,7 +2,7 @@
 becomes a digit again. Every byte shown is the payload itself."""
 import streamlit as st
 
-from ae.codec_link import compress_digit, receive
+from ae.codec import compress_digit, receive
 from ae.display import digit_image, strip
 from ae.errors import AEError
 from ae.sizes import RAW_DIGIT_BYTES, picture_psnr
@@ -46,7 +46,7 @@ with send:
         st.info(caption)
     else:
         try:
-            payload = compress_digit(status, digit, point_name)
+            payload = compress_digit(digit, status.point(point_name))
         except AEError as exc:
             st.error(f"Could not compress this digit: {exc}")
         else:
@@ -84,7 +84,7 @@ with receive_col:
         st.error(f"{origin} is empty.")
     else:
         try:
-            received = receive(status, data, max_digits=MAX_RECEIVE_DIGITS)
+            received = receive(data, max_digits=MAX_RECEIVE_DIGITS)
         except AEError as exc:
             st.error(f"{origin} could not be decoded: {exc}")
         else:

@@ -8,7 +8,6 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from ae.catalog import is_valid_name, list_models, suggest_name, user_model_path
 from ae.data import dataset_available
 from ae.display import digit_image, strip
 from ae.errors import AEError
@@ -16,6 +15,7 @@ from ae.live_training import (LiveTraining, TrainingBudget, busy_message, estima
                               training_data_info)
 from ae.model_transfer import MAX_UPLOAD_BYTES, UPLOAD_TYPES, load_upload, pack_model
 from ae.models import DEFAULT_CONFIGS
+from ae.registry import is_valid_name, list_models, suggest_name, user_model_path
 from ae.train import TrainSettings, default_settings, presets
 from ae.training_slot import TrainingSlot, format_seconds
 from ae.weights import user_models_dir

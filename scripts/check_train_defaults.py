@@ -23,11 +23,12 @@ import ae  # noqa: E402,F401  (first: it sets the OpenMP wait policy before torc
 import torch  # noqa: E402
 
 import ae.models  # noqa: E402
+from ae.architectures import build_model  # noqa: E402
 from ae.data import dataset_available  # noqa: E402
 from ae.evaluate import classify, reconstruct  # noqa: E402
 from ae.live_training import training_data  # noqa: E402
 from ae.metrics import psnr  # noqa: E402
-from ae.models import DEFAULT_CONFIGS, build_model  # noqa: E402
+from ae.models import DEFAULT_CONFIGS  # noqa: E402
 from ae.train import Trainer, TrainSettings, default_settings  # noqa: E402
 from ae.weights import load_model  # noqa: E402
 

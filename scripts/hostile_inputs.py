@@ -105,7 +105,8 @@ def build_inputs(work: Path, data_dir: str | None) -> tuple[list[dict], str]:
     import numpy as np
     from PIL import Image
 
-    from ae.codec import MAX_CONTAINER_DIGITS, get_coder, operating_points, parse_header
+    from ae.codec import MAX_CONTAINER_DIGITS, get_coder, parse_header
+    from ae.registry import operating_points
 
     rng = np.random.default_rng(0)
 
@@ -254,11 +255,10 @@ def run_case(case: dict) -> str:
     kind, args = case["kind"], case["args"]
     data = Path(case["file"]).read_bytes() if case["file"] else None
     if kind == "app":  # what Send & receive does with pasted hex
-        from ae.codec_link import codec_status, receive
-        status = codec_status()
+        from ae.codec import receive
         text = data.hex(" ")
         _go()
-        received = receive(status, bytes.fromhex(text.replace(":", " ")), max_digits=APP_MAX_DIGITS)
+        received = receive(bytes.fromhex(text.replace(":", " ")), max_digits=APP_MAX_DIGITS)
         return _stop(f"decoded {len(received.decoded):,} digits")
     if kind == "lib":
         from ae.codec import decompress
@@ -295,7 +295,7 @@ def run_case(case: dict) -> str:
     if kind in ("list-models", "load-model"):
         os.environ["AE_USER_MODELS_DIR"] = args["models_dir"]
         if kind == "list-models":
-            from ae.catalog import list_models
+            from ae.registry import list_models
             _go()
             entries = list_models()
             return _stop(f"listed {len(entries)} models: {[e.name for e in entries]}")

@@ -272,8 +272,7 @@ def cprofile_one_digit(top: int) -> None:
     import torch
 
     from ae.analysis import draw_view_data
-    from ae.catalog import list_models, shipped_entry
-    from ae.codec_link import codec_status
+    from ae.registry import codec_status, list_models, shipped_entry
     from ae.sample import load_sample
     from ae.weights import load_model
 

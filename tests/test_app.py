@@ -34,8 +34,9 @@ def user_models():
     """An untrained FF and CNN in the user folder (the conftest points it at a tmp dir)."""
     import torch
 
-    from ae.catalog import user_model_path
-    from ae.models import DEFAULT_CONFIGS, build_model
+    from ae.architectures import build_model
+    from ae.models import DEFAULT_CONFIGS
+    from ae.registry import user_model_path
     from ae.weights import save_model
 
     torch.manual_seed(0)
@@ -118,12 +119,12 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
     named = dict(zip(bars["y"], bars["x"]))
     assert named["raw pixels"] == 784 and named["PNG"] == sizes["PNG"][0]
     assert sorted([named["FF 8-bit latent"], named["CNN 8-bit latent"]]) == sorted(sizes["8-bit latent"])
-    from ae.codec_link import codec_status
+    from ae.registry import codec_status
 
     status = codec_status()
     if status.available:  # one coded payload per operating point, each a real payload size
         payloads = [m for m in at.metric if m.label.endswith(" payload")]
-        assert len(payloads) == len(status.coded_model_points())
+        assert len(payloads) == len(status.points)
         assert all(0 < int(m.value.removesuffix(" B")) < 784 for m in payloads)
     else:
         assert "Codec not available" in texts(at.info)
@@ -159,12 +160,12 @@ def test_draw_view_is_computed_once_per_digit(user_models, monkeypatch):
 
 
 def test_the_last_resort_message_names_the_kind_of_failure_only(monkeypatch):
-    import ae.catalog
+    import ae.registry
 
     def broken(name):
         raise RuntimeError("cannot read /srv/secret/weights/classifier.safetensors")
 
-    monkeypatch.setattr(ae.catalog, "shipped_entry", broken)
+    monkeypatch.setattr(ae.registry, "shipped_entry", broken)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
     (message,) = [e.value for e in at.error]
@@ -242,8 +243,9 @@ def test_digit_sources_draw_and_upload_start_with_a_hint(user_models, page, key)
 
 
 def test_latent_explorer_copes_with_a_two_neuron_latent(user_models):
-    from ae.catalog import user_model_path
-    from ae.models import ModelConfig, build_model
+    from ae.architectures import build_model
+    from ae.models import ModelConfig
+    from ae.registry import user_model_path
     from ae.weights import save_model
 
     save_model(build_model(ModelConfig(arch="cnn", latent_dim=2, channels=(32, 64))), user_model_path("tiny2"), {})
@@ -259,7 +261,8 @@ def test_latent_explorer_copes_with_a_two_neuron_latent(user_models):
 
 def test_send_and_receive(user_models):
     at = open_page("send_receive")
-    from ae.codec_link import codec_status
+    from ae.codec import compress
+    from ae.registry import codec_status
 
     status = codec_status()
     if not status.available:
@@ -275,7 +278,7 @@ def test_send_and_receive(user_models):
     assert any(img.caption == "the received digit" for el in at.get("image") for img in el.proto.imgs)
     from ae.sample import load_sample
 
-    several = status.module.compress(load_sample().images[:3], status.points[0].name)
+    several = compress(load_sample().images[:3], status.points[0].name)
     at.text_input(key="receive_hex").set_value(several.hex()).run()
     assert_clean(at)
     assert f"Decoded 3 digits from {len(several)} bytes" in texts(at.success)
@@ -338,7 +341,7 @@ def test_bad_link_values_fall_back_to_the_default_with_a_note(user_models, param
 
 
 def test_a_send_link_opens_its_operating_point_and_digit(user_models):
-    from ae.codec_link import codec_status
+    from ae.registry import codec_status
 
     status = codec_status()
     if len(status.points) < 2:
@@ -479,11 +482,9 @@ def test_train_page_shows_who_holds_the_slot_and_disables_start(monkeypatch):
 @pytest.mark.parametrize("page", [None, "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"])
 def test_every_page_explains_missing_weights(tmp_path, monkeypatch, page):
     """No shipped weights, no user models, no codec points: messages, never a traceback."""
-    import ae.catalog
-    import ae.codec_link
+    import ae.registry
 
-    monkeypatch.setattr(ae.catalog, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(ae.codec_link, "codec_status", lambda: ae.codec_link.CodecStatus(message="No codec here."))
+    monkeypatch.setattr(ae.registry, "WEIGHTS_DIR", tmp_path)  # nothing shipped: no models and no codec points
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     if page:
         at.switch_page(f"app_pages/{page}.py").run()

@@ -1,21 +1,21 @@
-"""The computing behind the app pages (ae.sizes, latent, architecture, catalog, live_training,
-codec_link, benchmark_results): real models, the bundled sample, no Streamlit."""
+"""The computing behind the app pages (ae.sizes, latent, layer_diagram, registry, live_training,
+benchmark_results): real models, the bundled sample, no Streamlit."""
 import hashlib
 import json
-import sys
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from ae.architecture import to_dot, trace_layers
+from ae.architectures import build_model
 from ae.benchmark_results import BenchmarkUnavailable, load_benchmark
-from ae.catalog import is_valid_name, list_models, user_model_path
 from ae.errors import WeightsError
+from ae.layer_diagram import to_dot, trace_layers
 from ae.latent import decode, encode_all, fit_pca, interpolate, most_varying_dims, move_dims
 from ae.live_training import LiveTraining, training_data
-from ae.models import DEFAULT_CONFIGS, build_model
+from ae.models import DEFAULT_CONFIGS
+from ae.registry import is_valid_name, list_models, user_model_path
 from ae.sizes import (RAW_DIGIT_BYTES, UINT8_RANGE_BYTES, float32_latent_decode, latent_representations,
                       png_decode, png_encode, pixel_representations, uint8_latent_decode, uint8_latent_encode,
                       uint8_latent_note)
@@ -124,7 +124,7 @@ def test_layer_diagram_follows_the_model(models, arch, latent_shape):
     assert dot.startswith("digraph") and f"latent z" in dot and "×".join(map(str, latent_shape)) in dot
 
 
-def test_catalog_lists_user_models_and_skips_broken_files(models):
+def test_registry_lists_user_models_and_skips_broken_files(models):
     folder = user_models_dir()
     save_model(models["cnn"], user_model_path("my-cnn"), {"note": "test"})
     folder.joinpath("broken.safetensors").write_bytes(b"not weights")
@@ -206,14 +206,6 @@ def test_live_training_refuses_a_shipped_name():
         LiveTraining(TrainSettings(model="ff", epochs=1), "ff")
 
 
-def test_codec_link_reports_a_missing_codec(monkeypatch):
-    from ae import codec_link
-
-    monkeypatch.setitem(sys.modules, "ae.codec", None)  # import now fails like a missing module
-    status = codec_link.codec_status()
-    assert not status.available and status.message
-
-
 def test_benchmark_reader(tmp_path):
     with pytest.raises(BenchmarkUnavailable, match="python -m ae benchmark"):
         load_benchmark(tmp_path / "absent.json")
@@ -245,7 +237,7 @@ def test_benchmark_series_group_settings_of_one_codec():
 
 
 def test_committed_benchmark_counts_the_8bit_latent_like_ae_sizes():
-    from ae.catalog import shipped_entry
+    from ae.registry import shipped_entry
 
     rows = {r["method"]: r for r in load_benchmark().results}
     for arch in ("ff", "cnn"):

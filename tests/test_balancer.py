@@ -107,14 +107,15 @@ def status_of(url: str, cookie: str) -> int:
 
 
 def test_sessions_stick_to_one_replica_and_uploads_and_media_work(balancer, browser, tmp_path):
-    from ae.codec_link import codec_status
+    from ae.codec import compress
+    from ae.registry import codec_status
     from ae.sample import load_sample
 
     url, run = balancer
     status = codec_status()
     if not status.available:
         pytest.skip(f"codec absent, no payload to upload: {status.message}")
-    payload = status.module.compress(load_sample().images[0, 0].numpy(), status.points[0].name)
+    payload = compress(load_sample().images[0, 0].numpy(), status.points[0].name)
     file = tmp_path / "digit.aez"
     file.write_bytes(payload)
 

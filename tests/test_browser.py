@@ -21,7 +21,8 @@ def server(tmp_path_factory):
     """`streamlit run app.py` on a free port, with its own user models folder; always stopped."""
     import torch
 
-    from ae.models import DEFAULT_CONFIGS, build_model
+    from ae.architectures import build_model
+    from ae.models import DEFAULT_CONFIGS
     from ae.weights import save_model
 
     models = tmp_path_factory.mktemp("user_models")
@@ -111,14 +112,15 @@ def stroke(page, box, start, end, steps: int = 24) -> None:
 
 
 def test_receiving_an_uploaded_payload_shows_the_digit(server, page, tmp_path):
-    from ae.codec_link import codec_status
+    from ae.codec import compress
+    from ae.registry import codec_status
 
     status = codec_status()
     if not status.available:
         pytest.skip(f"codec absent, nothing to receive: {status.message}")
     from ae.sample import load_sample
 
-    payload = status.module.compress(load_sample().images[0, 0].numpy(), status.points[0].name)
+    payload = compress(load_sample().images[0, 0].numpy(), status.points[0].name)
     file = tmp_path / "digit.aez"
     file.write_bytes(payload)
     page.goto(f"{server}/send_receive")

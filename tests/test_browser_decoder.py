@@ -12,7 +12,8 @@ from safetensors.numpy import load
 
 from ae.browser_decoder import UnsupportedDecoder, export_decoder, neuron_directions, pca_directions
 from ae.latent import decode, fit_pca, move_dims
-from ae.models import DEFAULT_CONFIGS, ModelConfig, build_model
+from ae.architectures import build_model
+from ae.models import DEFAULT_CONFIGS, ModelConfig
 
 
 def replay(blob: bytes, z: np.ndarray) -> np.ndarray:
@@ -53,7 +54,7 @@ def test_the_op_list_reproduces_the_decoder(config):
 
 
 def test_the_blob_hash_is_the_same_in_another_process():
-    code = ("import torch; from ae.browser_decoder import export_decoder; from ae.models import DEFAULT_CONFIGS, build_model; "
+    code = ("import torch; from ae.browser_decoder import export_decoder; from ae.architectures import build_model; from ae.models import DEFAULT_CONFIGS; "
             "torch.manual_seed(0); print(export_decoder(build_model(DEFAULT_CONFIGS['cnn'])).sha256)")
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
             for _ in range(2)}

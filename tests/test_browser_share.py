@@ -104,7 +104,7 @@ def proxy(server, tmp_path):
 
 
 def test_a_send_link_made_behind_a_proxy_names_the_proxy_and_its_point(proxy, browser):
-    from ae.codec_link import codec_status
+    from ae.registry import codec_status
 
     status = codec_status()
     if len(status.points) < 2:

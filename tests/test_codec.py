@@ -12,10 +12,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ae.architectures import build_model
 from ae.codec import (CodecError, PointCoder, SINGLE_HEADER_BYTES, compress, compress_symbols, decompress,
                       parse_header)
 from ae.entropy import ALPHABET, MAX_SYMBOL, TABLE_BITS, quantize
-from ae.models import ModelConfig, build_model
+from ae.models import ModelConfig
 from ae.rdae import TapSumConv2d
 from ae.train import Trainer, TrainSettings
 from ae.weights import save_model
@@ -259,3 +260,17 @@ def test_accepts_numpy_uint8_and_torch_inputs(coder, sample):
     x = sample.images[7, 0]
     as_uint8 = (x * 255).round().to(torch.uint8).numpy()
     assert compress(x.numpy(), coder) == compress(x, coder) == compress(as_uint8, coder)
+
+
+def test_compress_refuses_a_model_without_tables(sample, tmp_path, monkeypatch):
+    import ae.registry
+
+    untrained = build_model(TINY["rdae"])  # update() never ran: its integer tables are empty
+    for model in (untrained, build_model(ModelConfig(arch="ff", latent_dim=8, hidden=16))):  # no prior at all
+        with pytest.raises(CodecError, match="no integer probability tables"):
+            PointCoder(model, point_id=1, name="raw")
+    # The same refusal through compress, for an operating point whose card names such weights.
+    monkeypatch.setattr(ae.registry, "WEIGHTS_DIR", tmp_path)
+    save_model(untrained, tmp_path / "raw-q1.safetensors", {"codec": {"id": 1, "label": "no tables"}})
+    with pytest.raises(CodecError, match="raw-q1 has no integer probability tables"):
+        compress(sample.images[0], "raw-q1")

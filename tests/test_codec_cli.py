@@ -7,10 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from ae.architectures import ARCHITECTURES
 from ae.cli import main
-from ae.codec import compress, decompress, operating_points, parse_header
-from ae.models import ARCHITECTURES
+from ae.codec import compress, decompress, parse_header
 from ae.rdae import RateDistortionAE
+from ae.registry import operating_points
 from ae.sample import sample_test_indices
 
 pytestmark = pytest.mark.skipif(not operating_points(), reason="no shipped codec weights")
@@ -26,8 +27,7 @@ def test_shipped_points_are_numbered_and_measured():
     assert len({p.id for p in points}) == len(points) >= 3
     for p in points:
         assert issubclass(ARCHITECTURES[p.arch], RateDistortionAE) and p.label
-        m = p.card.get("metrics", {})
-        assert {"mean_bytes", "psnr", "accuracy"} <= set(m)
+        assert {"mean_bytes", "psnr", "accuracy"} <= set(p.metrics)
 
 
 def test_compress_then_decompress_images_and_test_indices(tmp_path, sample, capsys):

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from ae.analysis import SizeBar, draw_view_data, size_bars
-from ae.codec_link import codec_status
-from ae.models import DEFAULT_CONFIGS, build_model
+from ae.architectures import build_model
+from ae.codec import compress, decompress
+from ae.models import DEFAULT_CONFIGS
+from ae.registry import codec_status
 from ae.sizes import picture_psnr, uint8_latent_decode, uint8_latent_encode
 
 
@@ -39,11 +41,11 @@ def test_every_size_is_a_payload_that_decodes(sample, models):
     if not status.available:
         assert view.coded == []
         pytest.skip(f"no codec: {status.message}")
-    assert [c.point for c in view.coded] == [p.name for p in status.coded_model_points()]
+    assert [c.point for c in view.coded] == [p.name for p in status.points]
     for coded in view.coded:
-        payload = status.module.compress(digit, coded.point)
+        payload = compress(digit, coded.point)
         assert coded.error is None and coded.size == len(payload)
-        np.testing.assert_array_equal(coded.decoded, status.module.decompress(payload).images[0, 0].numpy())
+        np.testing.assert_array_equal(coded.decoded, decompress(payload).images[0, 0].numpy())
 
 
 def test_the_view_is_plain_data_that_pickles(sample, models):

@@ -11,8 +11,9 @@ import torch
 import ae.codec as codec
 from ae.cli import main
 from ae.codec import (CodecError, MAX_CONTAINER_DIGITS, PointCoder, compress, compress_symbols, decompress,
-                      open_payload, operating_points, parse_header)
+                      open_payload, parse_header)
 from ae.entropy import MAX_SYMBOL
+from ae.registry import operating_points
 from ae.sample import sample_test_indices
 
 from conftest import ROOT

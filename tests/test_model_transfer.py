@@ -13,9 +13,10 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from ae import model_transfer
+from ae.architectures import build_model
 from ae.errors import AEError, WeightsError
 from ae.model_transfer import load_upload, pack_model, read_upload, unpack_zip
-from ae.models import DEFAULT_CONFIGS, build_model
+from ae.models import DEFAULT_CONFIGS
 from ae.weights import MAX_CARD_BYTES, card_path, load_model, save_model, user_models_dir
 
 APP = "../app.py"

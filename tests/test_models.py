@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from ae.models import DEFAULT_CONFIGS, ModelConfig, build_model, parameter_count
+from ae.architectures import build_model
+from ae.models import DEFAULT_CONFIGS, ModelConfig, parameter_count
 
 
 @pytest.mark.parametrize("arch,latent", [("ff", 196), ("cnn", 32)])

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from ae import weights
-from ae.catalog import MODEL_NAME, is_valid_name, list_models, scan_models, shipped_entry, skipped_models
+from ae.architectures import build_model
 from ae.errors import WeightsError
-from ae.models import ModelConfig, build_model
+from ae.models import ModelConfig
+from ae.registry import MODEL_NAME, is_valid_name, list_models, scan_models, shipped_entry, skipped_models
 from ae.weights import WEIGHTS_DIR, card_path, check_config, load_model, save_model, user_models_dir
 
 
@@ -138,7 +139,7 @@ def test_the_folder_listing_follows_changes_and_is_capped(folder, monkeypatch):
     card_path(path).write_text(card(arch="ff", latent_dim=-1, hidden=8))  # broken after being listed
     assert "later" not in [e.name for e in list_models(("ff",))] and "later.safetensors" in dict(skipped_models())
     card_path(path).write_text(card(arch="ff", latent_dim=4, hidden=8, channels=[]))  # mended: newest again
-    monkeypatch.setattr("ae.catalog.MAX_USER_MODELS", 1)
+    monkeypatch.setattr("ae.registry.MAX_USER_MODELS", 1)
     scan = scan_models(("ff", "cnn"))
     assert [e.name for e in scan.entries if not e.shipped] == ["later"]
     assert ("1 older files", "at most 1 user models are offered") in scan.skipped

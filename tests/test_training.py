@@ -69,7 +69,8 @@ def test_cnn_does_not_collapse_to_the_all_background_image(sample):
 
 
 def test_untrained_autoencoders_start_at_the_mean_digit_brightness(sample):
-    from ae.models import DEFAULT_CONFIGS, MNIST_MEAN_PIXEL, build_model
+    from ae.architectures import build_model
+    from ae.models import DEFAULT_CONFIGS, MNIST_MEAN_PIXEL
 
     for arch in ("ff", "cnn"):
         torch.manual_seed(0)

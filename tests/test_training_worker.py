@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ae.catalog import list_models, user_model_path
+from ae.architectures import build_model
 from ae.errors import AEError
 from ae.live_training import LiveTraining, TrainingBudget, estimate, outcome_text
-from ae.models import DEFAULT_CONFIGS, build_model
+from ae.models import DEFAULT_CONFIGS
+from ae.registry import list_models, user_model_path
 from ae.train import TrainSettings
 from ae.training_slot import SlotHolder, TrainingSlot, slot_dir
 from ae.training_worker import SPEEDS_FILE

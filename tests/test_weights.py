@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ae.errors import WeightsError
-from ae.models import DEFAULT_CONFIGS, ModelConfig, build_model
+from ae.architectures import build_model
+from ae.models import DEFAULT_CONFIGS, ModelConfig
 from ae.weights import card_path, load_card, load_model, save_model, weights_path
 
 

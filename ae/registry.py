@@ -1,6 +1,15 @@
-"""Which models the app can offer: the shipped weights, then the ones users trained
-(newest first). A broken or foreign file in the user folder is skipped with a note (its file
-name and why), never fatal: `scan_models` returns both, `list_models` the models alone."""
+"""What this installation offers, read from the weights cards: the one reader of them.
+
+- Models for the app: the shipped weights, then the ones users trained (newest first). A broken
+  or foreign file in the user folder is skipped with a note (its file name and why), never
+  fatal: `scan_models` returns both, `list_models` the models alone.
+- The codec's operating points: the shipped cards with a "codec" block (`operating_points`,
+  or `codec_status`, which also says why there are none).
+
+Each card is read once: `_read_entry` is keyed by the sizes and times of the weights file and
+its card, so a changed file is read again and an unchanged one costs two `stat` calls. Which
+file a name means (`ae.weights.weights_path`) and the file format stay in `ae.weights`.
+"""
 from __future__ import annotations
 
 import functools
@@ -16,6 +25,10 @@ from ae.weights import SHIPPED, WEIGHTS_DIR, card_path, check_config, load_card,
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_USER_MODELS = 200  # newest first; a folder of thousands would make every page slow
 
+
+# ----------------------------------------------------------------------------------------------
+# Models for the app: the shipped ones, then the user folder's
+# ----------------------------------------------------------------------------------------------
 
 @dataclass
 class ModelEntry:
@@ -34,10 +47,7 @@ class ModelEntry:
 
     @property
     def metrics(self) -> dict:
-        # Numbers only: a card from the user folder may hold anything, and pages format these.
-        found = self.card.get("metrics")
-        return {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
-            if isinstance(found, dict) else {}
+        return _measured(self.card)
 
     @property
     def cache_key(self) -> tuple[str, float]:
@@ -46,6 +56,14 @@ class ModelEntry:
             return str(self.path), self.path.stat().st_mtime
         except OSError:
             return str(self.path), 0.0
+
+
+def _measured(card: dict) -> dict:
+    """The card's measured figures (psnr, accuracy, mean_bytes...), numbers only: a card from the
+    user folder may hold anything, and pages format these."""
+    found = card.get("metrics")
+    return {k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+        if isinstance(found, dict) else {}
 
 
 @dataclass
@@ -154,3 +172,100 @@ def user_model_path(name: str) -> Path:
         raise WeightsError(f"{name!r} is not a usable model name: use letters, digits, '-', '_' or '.', "
                            f"at most 64 characters, and not a shipped name ({', '.join(SHIPPED)}).")
     return user_models_dir() / f"{name}.safetensors"
+
+
+# ----------------------------------------------------------------------------------------------
+# The codec's operating points: shipped cards with a "codec" block (its id and label)
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    name: str  # e.g. "rd-q1": also the weights file name
+    id: int  # written in every payload header
+    arch: str
+    label: str  # short human text for the app
+    card: dict = field(compare=False, repr=False)  # the weights card, incl. measured metrics
+    path: Path | None = None
+    stamp: tuple = field(default=(), repr=False)  # sizes and times of its files: a new version is another point
+
+    @property
+    def metrics(self) -> dict:
+        """What `python -m ae benchmark --update-cards` measured: mean_bytes, psnr, ssim, accuracy..."""
+        return _measured(self.card)
+
+
+@dataclass
+class CodecStatus:
+    """The codec's operating points in this installation, or why it has none (`message`)."""
+    points: list[OperatingPoint] = field(default_factory=list)  # lowest id first
+    message: str = ""  # empty when there are points
+
+    @property
+    def available(self) -> bool:
+        return bool(self.points)
+
+    def point(self, name: str) -> OperatingPoint:
+        for p in self.points:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+def _point_or_why(entry: ModelEntry, stamp: tuple, taken: dict[int, str]) -> OperatingPoint | str:
+    block = entry.card["codec"]
+    point_id = block.get("id") if isinstance(block, dict) else None
+    if not isinstance(point_id, int) or isinstance(point_id, bool):
+        return "its 'codec' block has no whole-number 'id'"
+    if point_id in taken:
+        return f"operating-point id {point_id} is already {taken[point_id]}'s"
+    label = block.get("label")
+    return OperatingPoint(entry.name, point_id, entry.arch, label if isinstance(label, str) and label else entry.name,
+                          entry.card, entry.path, stamp)
+
+
+def _scan_points() -> tuple[list[OperatingPoint], list[tuple[str, str]]]:
+    """(points lowest id first, (file name, why) for each shipped file that cannot be read or
+    whose codec block is unusable). Lists the shipped folder and stats its files; only a new or
+    changed card is read."""
+    try:
+        files = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    except OSError:
+        files = []
+    points: list[OperatingPoint] = []
+    skipped: list[tuple[str, str]] = []
+    taken: dict[int, str] = {}
+    for path in files:
+        try:
+            stamp = _stamp(path)
+        except OSError as exc:
+            skipped.append((path.name, _unusable(path, exc)))
+            continue
+        entry = _read_entry(path, True, stamp)
+        if isinstance(entry, str):
+            skipped.append((path.name, entry))
+            continue
+        if "codec" not in entry.card:
+            continue  # one of the app's own models
+        point = _point_or_why(entry, stamp, taken)
+        if isinstance(point, str):
+            skipped.append((path.name, point))
+            continue
+        taken[point.id] = point.name
+        points.append(point)
+    return sorted(points, key=lambda p: p.id), skipped
+
+
+def operating_points() -> list[OperatingPoint]:
+    """The codec's operating points, lowest id (rate) first."""
+    return _scan_points()[0]
+
+
+def codec_status() -> CodecStatus:
+    """The operating points, or a message saying why the codec has none (for the pages)."""
+    points, skipped = _scan_points()
+    if points:
+        return CodecStatus(points=points)
+    message = "The codec has no trained operating points yet (no coded weights shipped)."
+    if skipped:
+        message += " Not usable: " + "; ".join(f"{name}: {why}" for name, why in skipped[:3]) + "."
+    return CodecStatus(message=message)
