@@ -8,7 +8,8 @@ from ae import inference
 from ae.codec import CodecError, as_image_batch as codec_image_batch
 from ae.images import (NotDigitImages, as_batch, as_digit_array, as_image_batch, batch_to_uint8, from_uint8,
                        to_uint8)
-from ae.models import DEFAULT_CONFIGS, build_model
+from ae.architectures import build_model
+from ae.models import DEFAULT_CONFIGS
 
 
 @pytest.fixture(scope="module")
