@@ -11,8 +11,9 @@ import torch
 import torch.nn as nn
 
 from ae.codec_link import CodecStatus, compress_digit
-from ae.display import as_digit_array
 from ae.errors import AEError
+from ae.images import as_batch, as_digit_array
+from ae.inference import class_probabilities, decode, encode, reconstruct
 from ae.metrics import psnr, ssim
 from ae.sizes import latent_representations, picture_psnr, pixel_representations
 
@@ -32,28 +33,17 @@ class DigitReconstruction:
     reading: Reading | None  # the classifier's reading of the reconstruction
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def as_batch(digit) -> torch.Tensor:
-    return torch.from_numpy(as_digit_array(digit))[None, None]  # (1,1,28,28)
-
-
-@torch.no_grad()
 def read_digits(classifier: nn.Module, images: torch.Tensor) -> list[Reading]:
-    probs = torch.softmax(classifier(images.to(_device(classifier))), dim=1).cpu()
-    conf, label = probs.max(dim=1)
+    conf, label = class_probabilities(classifier, images).max(dim=1)
     return [Reading(int(l), float(c)) for l, c in zip(label, conf)]
 
 
-@torch.no_grad()
 def reconstruct_digit(model: nn.Module, digit, classifier: nn.Module | None = None) -> DigitReconstruction:
     x = as_batch(digit)
-    z = model.encode(x.to(_device(model)))
-    x_hat = model.decode(z).cpu()
+    z = encode(model, x)
+    x_hat = decode(model, z)
     return DigitReconstruction(
-        latent=z[0].cpu().numpy().astype(np.float32),
+        latent=z[0].numpy().astype(np.float32),
         image=x_hat[0, 0].numpy(),
         psnr=float(psnr(x_hat, x)[0]),
         ssim=float(ssim(x_hat, x)[0]),
@@ -68,9 +58,8 @@ class BatchReconstruction:
     readings: list[Reading] | None
 
 
-@torch.no_grad()
 def reconstruct_batch(model: nn.Module, images: torch.Tensor, classifier: nn.Module | None = None) -> BatchReconstruction:
-    x_hat = model.decode(model.encode(images.to(_device(model)))).cpu()
+    x_hat = reconstruct(model, images)
     return BatchReconstruction(x_hat, psnr(x_hat, images), read_digits(classifier, x_hat) if classifier is not None else None)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from ae.inference import device_of
+
 _ACTIVATIONS = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU)
 
 
@@ -40,8 +42,7 @@ def trace_layers(model: nn.Module) -> list[Layer]:
     hooks = [m.register_forward_hook(lambda m, i, o: calls.append((m, tuple(o.shape[1:]))))
              for m in model.modules() if not list(m.children())]
     try:
-        dev = next(model.parameters()).device
-        z = model.encode(torch.zeros(1, 1, 28, 28, device=dev))
+        z = model.encode(torch.zeros(1, 1, 28, 28, device=device_of(model)))
         n_encoder = len(calls)
         model.decode(z)
     finally:

@@ -4,8 +4,9 @@ PSNR, SSIM, the shipped classifier's accuracy on the reconstructions, and speed.
 Methods: raw pixels; the shipped autoencoders' float32 latents; quantised latents without
 entropy coding; the entropy-coded operating points (`ae.codec`, single-digit payloads and one
 container); PNG, WebP lossless and lossy JPEG / WebP / JPEG XL / AVIF at several qualities.
-The neural rows call `ae.codec.compress` / `decompress` and the models' own encode/decode: the
-benchmark measures the real code, it never re-implements it.
+The neural rows call `ae.codec.compress` / `decompress` and the models' own encode/decode (through
+`ae.inference`); sizes are `ae.sizes`' payloads: the benchmark measures the real code, it never
+re-implements it.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ import numpy as np
 import torch
 
 from ae.data import Digits
-from ae.evaluate import classify, reconstruct
+from ae.images import batch_to_uint8, from_uint8
+from ae.inference import classify, decode, encode, reconstruct
 from ae.metrics import MAX_PSNR, psnr, ssim
-from ae.sizes import RAW_DIGIT_BYTES, png_encode, uint8_latent_decode, uint8_latent_encode, uint8_latent_note
+from ae.sizes import (RAW_DIGIT_BYTES, float32_latent_bytes, png_encode, uint8_latent_decode, uint8_latent_encode,
+                      uint8_latent_note)
 
 CLASSIC_QUALITIES = {
     "JPEG": [5, 10, 20, 30, 50, 75, 90],
@@ -103,19 +106,15 @@ def float_latent_result(name: str, model: torch.nn.Module, quality: Quality) -> 
     recon, dt = _timed(lambda: reconstruct(model, images, BATCH))
     q = quality(recon)
     return Result(f"{name}-float32", "latent", f"{name} latents, {model.latent_dim} float32",
-                  None, 4.0 * model.latent_dim, q["psnr"], q["ssim"], q["accuracy"], len(images) / dt,
-                  _ms_single(lambda x: model.decode(model.encode(x)), images))
+                  None, float(float32_latent_bytes(model.latent_dim)), q["psnr"], q["ssim"], q["accuracy"],
+                  len(images) / dt, _ms_single(lambda x: reconstruct(model, x), images))
 
 
 def uint8_latent_result(name: str, model: torch.nn.Module, quality: Quality) -> Result:
     """Each digit's float latent as the 8-bit payload the Draw page shows (`ae.sizes`), decoded
     back and through the model: quantisation alone, no entropy coding."""
-    images = quality.data.images
-    with torch.no_grad():
-        z = torch.cat([model.encode(images[i:i + BATCH]) for i in range(0, len(images), BATCH)]).cpu().numpy()
-        payloads = [uint8_latent_encode(v) for v in z]
-        zq = torch.from_numpy(np.stack([uint8_latent_decode(p) for p in payloads]))
-        recon = torch.cat([model.decode(zq[i:i + BATCH]) for i in range(0, len(zq), BATCH)])
+    payloads = [uint8_latent_encode(v) for v in encode(model, quality.data.images, BATCH).numpy()]
+    recon = decode(model, np.stack([uint8_latent_decode(p) for p in payloads]), BATCH)
     q = quality(recon)
     return Result(f"{name}-uint8", "latent", f"{name} latents, {uint8_latent_note(model.latent_dim)}",
                   "8 bits/neuron + range", float(np.mean([len(p) for p in payloads])),
@@ -201,7 +200,7 @@ def classic_round_trip(pixels: np.ndarray, fmt: str, options: dict) -> tuple[int
     from PIL import Image
 
     if fmt == "PNG":  # the same bytes as the Draw page's PNG size
-        data = png_encode(pixels.astype(np.float32) / 255)
+        data = png_encode(from_uint8(pixels))
     else:
         buf = io.BytesIO()
         Image.fromarray(pixels, mode="L").save(buf, format=fmt, **options)
@@ -211,7 +210,7 @@ def classic_round_trip(pixels: np.ndarray, fmt: str, options: dict) -> tuple[int
 
 
 def classic_results(quality: Quality) -> Iterator[Result]:
-    pixels = (quality.data.images[:, 0] * 255).round().to(torch.uint8).numpy()
+    pixels = batch_to_uint8(quality.data.images)
     settings = [("PNG", None), ("WebP lossless", None)]
     settings += [(name, q) for name, qs in CLASSIC_QUALITIES.items() for q in qs]
     codecs = _pillow_codecs()
@@ -221,7 +220,7 @@ def classic_results(quality: Quality) -> Iterator[Result]:
         start = time.perf_counter()
         sizes, decoded = zip(*(classic_round_trip(p, fmt, opts) for p in pixels))
         dt = time.perf_counter() - start
-        recon = torch.from_numpy(np.stack(decoded)).float().div(255).unsqueeze(1)
+        recon = torch.from_numpy(from_uint8(np.stack(decoded)))[:, None]
         m = quality(recon)
         setting = None if q is None else f"quality {q}"
         label = name if q is None else f"{name} q{q}"

@@ -47,6 +47,7 @@ import torch
 
 from ae.entropy import MAX_SYMBOL
 from ae.errors import AEError, WeightsError
+from ae.images import NotDigitImages, as_image_batch as images_as_batch
 
 FORMAT_VERSION = 1
 SINGLE_HEADER_BYTES = 3
@@ -281,25 +282,11 @@ def get_coder(point: str | int | OperatingPoint | PointCoder) -> PointCoder:
 # ----------------------------------------------------------------------------------------------
 
 def as_image_batch(images) -> torch.Tensor:
-    """(28,28), (N,28,28) or (N,1,28,28), numpy or torch, float in [0,1] or uint8 -> (N,1,28,28) float32."""
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise CodecError(f"Expected an image array, got {type(images).__name__}.")
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
-    if not images.is_floating_point():
-        raise CodecError(f"Expected float pixels in [0, 1] or uint8, got {images.dtype}.")
-    if images.dim() == 2:
-        images = images[None, None]
-    elif images.dim() == 3:
-        images = images[:, None]
-    if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28) or len(images) == 0:
-        raise CodecError(f"Expected 28x28 digit images, got shape {tuple(images.shape)}.")
-    images = images.detach().cpu().float()
-    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        raise CodecError("Pixels must be finite and within [0, 1].")
-    return images
+    """`ae.images.as_image_batch`, refusing what it refuses with the codec's own CodecError."""
+    try:
+        return images_as_batch(images)
+    except NotDigitImages as exc:
+        raise CodecError(str(exc)) from None
 
 
 def _tag(point_id: int, container: bool) -> int:

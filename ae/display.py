@@ -1,25 +1,14 @@
 """Pictures of digits for the app: upscaled greyscale digits, error heat maps and strips.
 
 Pure numpy/PIL so the pages only place images; nearest-neighbour upscaling keeps the 28x28
-pixels visible instead of blurring them.
+pixels visible instead of blurring them. The array conversions are in `ae.images`.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
-
-def as_digit_array(digit) -> np.ndarray:
-    """(28,28), (1,28,28) or (1,1,28,28) tensor/array in [0,1] -> (28,28) float32."""
-    if isinstance(digit, torch.Tensor):
-        digit = digit.detach().cpu().numpy()
-    a = np.asarray(digit, dtype=np.float32)
-    return np.clip(a.reshape(a.shape[-2], a.shape[-1]), 0.0, 1.0)
-
-
-def to_uint8(digit) -> np.ndarray:
-    return np.round(as_digit_array(digit) * 255).astype(np.uint8)
+from ae.images import as_digit_array, to_uint8
 
 
 def digit_image(digit, size: int = 140) -> Image.Image:

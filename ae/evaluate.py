@@ -1,4 +1,5 @@
-"""Measure autoencoders on a set of digits: distortion, recognisability, size and speed."""
+"""Measure autoencoders on a set of digits: distortion, recognisability, size and speed (the models
+run through `ae.inference`, the sizes come from `ae.sizes`)."""
 from __future__ import annotations
 
 import time
@@ -7,30 +8,12 @@ import torch
 import torch.nn as nn
 
 from ae.data import Digits
+from ae.inference import classify, reconstruct
 from ae.metrics import mse, psnr, ssim
 from ae.models import parameter_count
-
-FLOAT32_BYTES = 4
-
-
-@torch.no_grad()
-def reconstruct(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    model.eval()
-    dev = next(model.parameters()).device
-    out = [model.decode(model.encode(images[i:i + batch_size].to(dev))).cpu()
-           for i in range(0, len(images), batch_size)]
-    return torch.cat(out)
+from ae.sizes import float32_latent_bytes
 
 
-@torch.no_grad()
-def classify(classifier: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    classifier.eval()
-    dev = next(classifier.parameters()).device
-    return torch.cat([classifier(images[i:i + batch_size].to(dev)).argmax(1).cpu()
-                      for i in range(0, len(images), batch_size)])
-
-
-@torch.no_grad()
 def throughput(model: nn.Module, images: torch.Tensor, batch_size: int = 1000, repeats: int = 2) -> float:
     """Encode + decode digits per second, in batches, after one warm-up batch."""
     reconstruct(model, images[:batch_size], batch_size)
@@ -45,7 +28,7 @@ def evaluate_autoencoder(model: nn.Module, data: Digits, classifier: nn.Module |
     result = {
         "digits": len(data),
         "latent_dim": model.latent_dim,
-        "latent_bytes_float32": model.latent_dim * FLOAT32_BYTES,
+        "latent_bytes_float32": float32_latent_bytes(model.latent_dim),
         "parameters": parameter_count(model),
         "mse": mse(x_hat, data.images).mean().item(),
         "psnr": psnr(x_hat, data.images).mean().item(),

@@ -12,25 +12,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+from ae import inference
 
 
-@torch.no_grad()
-def encode_all(model: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    dev = _device(model)
-    return torch.cat([model.encode(images[i:i + batch_size].to(dev)).cpu()
-                      for i in range(0, len(images), batch_size)])  # (N,D)
+def encode_all(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """(N,1,28,28) digits -> (N,D) latents."""
+    return inference.encode(model, images)
 
 
-@torch.no_grad()
 def decode(model: nn.Module, z) -> np.ndarray:
     """(D,) or (N,D) latents -> (N,28,28) float32 pictures."""
-    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
-    if z.ndim == 1:
-        z = z[None]
-    return model.decode(z.to(_device(model)))[:, 0].cpu().numpy()
+    return inference.decode(model, z)[:, 0].numpy()
 
 
 @dataclass

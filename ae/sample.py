@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ae.data import Digits, load_digits
+from ae.images import batch_to_uint8, from_uint8
 
 SAMPLE_PATH = Path(__file__).parent / "assets" / "mnist_test_sample.npz"
 PER_CLASS = 100
@@ -25,7 +26,7 @@ def build_sample(data_dir: str | os.PathLike | None = None, out: Path = SAMPLE_P
     test = load_digits("test", data_dir)
     labels = test.labels.numpy()
     chosen = np.sort(np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)]))
-    images = (test.images[chosen, 0] * 255).round().to(torch.uint8).numpy()
+    images = batch_to_uint8(test.images[chosen])
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, images=images, labels=labels[chosen].astype(np.uint8),
                         test_indices=chosen.astype(np.int32), attribution=np.array(ATTRIBUTION))
@@ -41,7 +42,7 @@ def _load_arrays(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def load_sample() -> Digits:
     """The bundled digits; `test_indices` (via `sample_test_indices`) say where each sits in the test set."""
     images, labels, _ = _load_arrays(str(SAMPLE_PATH))
-    x = torch.from_numpy(images).float().div(255.0).unsqueeze(1)
+    x = from_uint8(torch.from_numpy(images))[:, None]
     return Digits(x, torch.from_numpy(labels).long(), f"bundled sample ({len(labels)} MNIST test digits)")
 
 

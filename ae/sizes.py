@@ -5,10 +5,16 @@ codes. Each representation carries its payload and what it decodes back to, so t
 show the size beside the picture. The entropy-coded payload comes from `ae.codec` (see
 `ae.codec_link`).
 
-What the 8-bit latent counts, here and only here (the Draw page and the benchmark both use
-`uint8_latent_encode`): D one-byte codes plus what a receiver needs to undo the scaling that
-the weights do not ship, the vector's own lowest and highest value as two float32 (8 bytes).
-`png_encode` is the one PNG encoder of a digit (sizes, the benchmark's PNG row, the CLI's files).
+What each size counts, here and only here (the Draw page, the benchmark and so the Compare
+page, and the evaluation cards all use these definitions):
+- raw pixels: one byte a pixel, 784 (`RAW_DIGIT_BYTES`);
+- PNG: `png_encode`, the one PNG encoder (here, the benchmark's PNG row, the CLI's files, the
+  app's pictures);
+- float32 latent: D values of 4 bytes, nothing else: the weights say what D is
+  (`float32_latent_bytes`);
+- 8-bit latent: D one-byte codes plus what a receiver needs to undo the scaling that the
+  weights do not ship, the vector's own lowest and highest value as two float32: D + 8 bytes
+  (`uint8_latent_encode`; ff: 204 B, cnn: 40 B).
 """
 from __future__ import annotations
 
@@ -21,13 +27,15 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from ae.display import as_digit_array, to_uint8
+from ae.images import as_batch, from_uint8, to_uint8
+from ae.inference import decode
 from ae.metrics import psnr
 from ae.models import IMAGE_SIDE, NUM_PIXELS
 
 RAW_DIGIT_BYTES = NUM_PIXELS  # 784 pixels, one byte each
 _RANGE_HEADER = struct.Struct("<ff")  # lowest and highest latent value, float32
 UINT8_RANGE_BYTES = _RANGE_HEADER.size  # 8
+FLOAT32_BYTES = np.dtype("<f4").itemsize  # 4
 
 
 @dataclass
@@ -47,9 +55,7 @@ class Representation:
 
 def picture_psnr(original, decoded) -> float:
     """PSNR in dB of one decoded picture against the original digit."""
-    a = torch.from_numpy(as_digit_array(original))[None, None]
-    b = torch.from_numpy(as_digit_array(decoded))[None, None]
-    return float(psnr(b, a)[0])
+    return float(psnr(as_batch(decoded), as_batch(original))[0])
 
 
 def raw_encode(digit) -> bytes:
@@ -57,23 +63,31 @@ def raw_encode(digit) -> bytes:
 
 
 def raw_decode(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE).astype(np.float32) / 255
+    return from_uint8(np.frombuffer(data, dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE))
 
 
-def png_encode(digit) -> bytes:
-    """The digit's 8-bit pixels as a lossless PNG, Pillow's smallest (optimize: ~0.3 ms a digit)."""
+def png_encode(digit, fast: bool = False) -> bytes:
+    """The digit's 8-bit pixels as a lossless PNG, Pillow's smallest (optimize: ~0.3 ms a digit).
+    `digit` may also be a picture of it (`ae.display.digit_image`); `fast` trades bytes for time
+    (zlib level 1) for pictures the app sends to the browser, whose size no one is shown."""
+    picture = digit if isinstance(digit, Image.Image) else Image.fromarray(to_uint8(digit), mode="L")
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(digit), mode="L").save(buf, format="PNG", optimize=True)
+    picture.save(buf, format="PNG", **({"compress_level": 1} if fast else {"optimize": True}))
     return buf.getvalue()
 
 
 def png_decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("L"), dtype=np.float32) / 255
+        return from_uint8(np.asarray(img.convert("L")))
 
 
 def float32_latent_encode(z) -> bytes:
     return np.asarray(_flat(z), dtype="<f4").tobytes()
+
+
+def float32_latent_bytes(latent_dim: int) -> int:
+    """len(float32_latent_encode(z)) for any latent of `latent_dim` values."""
+    return latent_dim * FLOAT32_BYTES
 
 
 def float32_latent_decode(data: bytes) -> np.ndarray:
@@ -87,7 +101,7 @@ def uint8_latent_note(latent_dim: int) -> str:
 
 def uint8_latent_encode(z) -> bytes:
     """Each latent value rounded to one of 256 levels between the vector's min and max; the
-    payload is the range (8 bytes) then the codes (one byte per latent value)."""
+    payload is the range (8 bytes) then the codes (one byte per latent value): D + 8 bytes."""
     z = _flat(z).astype(np.float32)
     lo, hi = float(z.min()), float(z.max())
     span = hi - lo if hi > lo else 1.0
@@ -108,10 +122,8 @@ def _flat(z) -> np.ndarray:
     return np.asarray(z).reshape(-1)
 
 
-@torch.no_grad()
 def _decode(model: nn.Module, z: np.ndarray) -> np.ndarray:
-    dev = next(model.parameters()).device
-    return model.decode(torch.from_numpy(z)[None].to(dev))[0, 0].cpu().numpy()
+    return decode(model, z)[0, 0].numpy()
 
 
 def pixel_representations(digit) -> list[Representation]:
@@ -129,7 +141,7 @@ def latent_representations(model: nn.Module, z) -> list[Representation]:
     d = model.latent_dim
     return [
         Representation("float32 latent", f32, _decode(model, float32_latent_decode(f32)),
-                       f"{d} numbers × 4 bytes"),
+                       f"{d} numbers × {FLOAT32_BYTES} bytes"),
         Representation("8-bit latent", u8, _decode(model, uint8_latent_decode(u8)),
                        uint8_latent_note(d)),
     ]

@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ae.data import Digits, load_digits
+from ae.inference import evaluating
 from ae.models import DEFAULT_CONFIGS, ModelConfig, build_model, is_autoencoder, parameter_count
 from ae.rdae import RateDistortionAE, RateDistortionLoss
 from ae.sample import load_sample
@@ -180,14 +181,10 @@ def training_loss(model: nn.Module, settings: TrainSettings) -> Loss:
 @torch.no_grad()
 def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = 1000,
               loss: Loss = batch_loss) -> float:
-    was_training = model.training
-    model.eval()
     total = 0.0
-    for i in range(0, len(data), batch_size):
-        x = data.images[i:i + batch_size].to(device)
-        y = data.labels[i:i + batch_size].to(device)
-        total += loss(model, x, y).item() * len(x)
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in zip(data.images.split(batch_size), data.labels.split(batch_size)):
+            total += loss(model, x.to(device), y.to(device)).item() * len(x)
     return total / max(len(data), 1)
 
 

@@ -205,14 +205,10 @@ def _train(spec, channel, control, signals, slot, me) -> None:
 
 def _preview(trainer, images):
     import numpy as np
-    import torch
 
-    model = trainer.model
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        x_hat = model.decode(model.encode(images.to(trainer.device))).cpu()
-    model.train(was_training)
+    from ae.inference import reconstruct
+
+    x_hat = reconstruct(trainer.model, images)
     return np.stack([images[:, 0].numpy(), x_hat[:, 0].numpy()])
 
 
