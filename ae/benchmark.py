@@ -267,6 +267,20 @@ def benchmark_json(results: list[Result], data: Digits, command: str) -> dict:
     }
 
 
+def point_card_figures(results: list[Result], point: str) -> tuple[dict, str]:
+    """(metrics, app label) of a codec operating point, for its card (`benchmark --update-cards`):
+    its single-digit payloads and its containers of BATCH digits."""
+    by_method = {r.method: r for r in results}
+    single, many = by_method[point], by_method[f"{point}-container"]
+    metrics = {"mean_bytes": single.bytes_per_digit, "estimated_bytes": single.extra["estimated_bytes"],
+               "container_bytes_per_digit": many.bytes_per_digit, "psnr": single.psnr,
+               "ssim": single.ssim, "accuracy": single.accuracy,
+               "digits_per_s_batch": single.digits_per_s_batch, "ms_single": single.ms_single}
+    label = (f"{point}: {single.bytes_per_digit:.1f} B/digit, {single.psnr:.1f} dB, "
+             f"{100 * single.accuracy:.1f}% recognised")
+    return metrics, label
+
+
 def format_table(results: list[Result]) -> str:
     width = max([34] + [len(r.label) + 1 for r in results])
     head = f"{'method':<{width}}{'bytes':>9}{'PSNR dB':>9}{'SSIM':>7}{'acc %':>8}{'digits/s':>10}{'ms/digit':>10}"

@@ -1,7 +1,9 @@
 """`python -m ae <command>`: train, evaluate, make-sample (and the codec's commands).
 
-Parsing lives in `main(argv)` so tests call it in-process. User errors (`AEError`) print a
-one-line message to stderr and exit with status 2: never a traceback.
+Parsing lives in `main(argv)` so tests call it in-process. Each command only turns its options
+into calls of `ae` (training: `ae.train.train_and_save`; test digits: `ae.data`; folder writes:
+`ae.files`; figures in cards: `ae.weights.record_metrics`) and prints the result. User errors
+(`AEError`) print a one-line message to stderr and exit with status 2: never a traceback.
 """
 from __future__ import annotations
 
@@ -38,89 +40,45 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from ae.train import Trainer, settings_with_defaults, train_and_save, training_data
+    from ae.weights import user_models_dir
 
-    from ae.data import load_digits
-    from ae.sample import load_sample
-    from ae.train import DEFAULT_LR, DEFAULT_STEPS, Trainer, default_settings, epochs_for_steps
-    from ae.weights import save_model, user_models_dir
-
-    if args.sample:
-        train, val = load_sample(), None
-    else:
-        train = load_digits("train", args.data_dir, args.dataset)
-        val = load_digits("test", args.data_dir, args.dataset).subset(args.val_size, seed=args.seed)
+    train, val = training_data(args.sample, args.data_dir, args.dataset, args.val_size, args.seed)
     # What is not given comes from the recommended defaults for this dataset and architecture.
-    settings = default_settings(args.model, full_dataset=not args.sample, train_digits=len(train))
-    given = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "train_size": args.train_size}
-    for key, value in given.items():
-        if value is not None:
-            setattr(settings, key, value)
-    if args.epochs is None and args.model in DEFAULT_LR:  # keep the steps when the batch or size changed
-        settings.epochs = epochs_for_steps(DEFAULT_STEPS, min(settings.train_size or len(train), len(train)),
-                                           settings.batch_size)
-    settings.latent_dim, settings.seed, settings.max_steps, settings.device = args.latent, args.seed, args.max_steps, args.device
+    settings = settings_with_defaults(args.model, full_dataset=not args.sample, train_digits=len(train),
+                                      epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                      train_size=args.train_size, latent_dim=args.latent, seed=args.seed,
+                                      max_steps=args.max_steps, device=args.device)
     trainer = Trainer(settings, train, val)
     out = Path(args.out) if args.out else user_models_dir() / f"{args.model}-latent{trainer.model.config.latent_dim}.safetensors"
     print(f"Training {args.model} on {trainer.data.source} ({trainer.device}); saving to {out}", file=sys.stderr)
-    with tqdm(total=trainer.total_steps, unit="step", file=sys.stderr) as bar:
-        try:
-            for event in trainer.run():
-                bar.update(event.step - bar.n)
-                post = {"epoch": event.epoch, "loss": f"{event.loss:.5f}", "ex/s": f"{event.examples_per_s:,.0f}"}
-                if event.val_loss is not None:
-                    post["val"] = f"{event.val_loss:.5f}"
-                bar.set_postfix(post)
-                if event.kind == "epoch":
-                    bar.write(f"epoch {event.epoch}: train {event.loss:.5f}"
-                              + (f", validation {event.val_loss:.5f}" if event.val_loss is not None else "")
-                              + f", {event.examples_per_s:,.0f} digits/s")
-        except KeyboardInterrupt:
-            bar.write("Interrupted: saving what was trained so far.")
-            trainer.stopped_early = True
-    card = trainer.card()
-    if val is not None:
-        card["validation"] = val.source
-    path = save_model(trainer.model, out, card, half=args.half)
+    path = train_and_save(trainer, out, {"validation": val.source} if val is not None else {}, half=args.half,
+                          interruptible=True)
     print(f"Saved {path} and {path.with_suffix('.json').name} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ae.data import load_digits
-    from ae.evaluate import evaluate_autoencoder, evaluate_classifier
+    from ae.evaluate import evaluate_autoencoder, evaluate_classifier, results_table
     from ae.sample import load_sample
-    from ae.weights import load_card, load_model, weights_path, write_card
+    from ae.weights import load_model, record_metrics
 
     data = load_sample() if args.sample else load_digits("test", args.data_dir, args.dataset)
     if args.limit:
         data = data.subset(args.limit)
     classifier = load_model(args.classifier) if args.classifier else None
-    results = {}
-    for name in args.models:
-        results[name] = evaluate_autoencoder(load_model(name), data, classifier)
-        results[name]["data"] = data.source
+    results = {name: evaluate_autoencoder(load_model(name), data, classifier) for name in args.models}
     if classifier is not None:
-        results[args.classifier] = evaluate_classifier(classifier, data) | {"data": data.source}
+        results[args.classifier] = evaluate_classifier(classifier, data)
     if args.update_cards:
         for name, metrics in results.items():
-            card = load_card(name)
-            card["metrics"] = {k: v for k, v in metrics.items() if k != "data"}
-            card["metrics_data"] = data.source
-            card["metrics_command"] = "python -m ae " + " ".join(args.raw_argv)
-            write_card(weights_path(name), card)
+            record_metrics(name, metrics, data.source, "python -m ae " + " ".join(args.raw_argv))
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({name: metrics | {"data": data.source} for name, metrics in results.items()}, indent=2))
     else:
         print(f"Evaluated on {data.source}")
-        print(f"{'model':<12}{'latent':>7}{'PSNR dB':>9}{'SSIM':>7}{'MSE':>9}{'accuracy':>10}{'params':>10}{'digits/s':>10}")
-        for name, m in results.items():
-            acc = f"{100 * m['accuracy']:.2f}%" if "accuracy" in m else "-"
-            if "psnr" in m:
-                print(f"{name:<12}{m['latent_dim']:>7}{m['psnr']:>9.2f}{m['ssim']:>7.3f}{m['mse']:>9.5f}"
-                      f"{acc:>10}{m['parameters']:>10,}{m['digits_per_s']:>10,.0f}")
-            else:
-                print(f"{name:<12}{'-':>7}{'-':>9}{'-':>7}{'-':>9}{acc:>10}{m['parameters']:>10,}{'-':>10}")
+        print(results_table(results))
     return 0
 
 
@@ -128,120 +86,39 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     """Train one operating point of the codec (a rate-distortion autoencoder) and save it with
     its integer probability tables."""
     import torch
-    from tqdm import tqdm
 
-    from ae.data import load_digits
-    from ae.architectures import build_model
-    from ae.models import ModelConfig
-    from ae.sample import load_sample
-    from ae.train import Trainer, TrainSettings
-    from ae.weights import load_model, save_model
+    from ae.train import CodecSettings, Trainer, codec_start_model, train_and_save, training_data
 
     torch.set_num_threads(args.threads)
-    if args.sample:
-        train, val = load_sample(), None
-    else:
-        train = load_digits("train", args.data_dir)
-        val = load_digits("test", args.data_dir).subset(args.val_size, seed=args.seed)
-    if args.init:
-        model = load_model(args.init).train()
-    else:
-        torch.manual_seed(args.seed)
-        model = build_model(ModelConfig(arch=args.arch, latent_dim=args.latent, hidden=args.hidden,
-                                        channels=tuple(args.channels) if args.arch != "rdae" else ()))
-    model.rate_target_bits = args.target_bits
-    model.beta = args.beta
-    model.distortion = args.distortion
-    settings = TrainSettings(model=model.config.arch, latent_dim=model.latent_dim, epochs=args.epochs, lr=args.lr,
+    train, val = training_data(args.sample, args.data_dir, val_size=args.val_size, seed=args.seed)
+    model = codec_start_model(args.arch, args.latent, args.hidden, args.channels, seed=args.seed, init=args.init)
+    settings = CodecSettings(model=model.config.arch, latent_dim=model.latent_dim, epochs=args.epochs, lr=args.lr,
                              batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
-                             max_steps=args.max_steps, device=args.device)
+                             max_steps=args.max_steps, device=args.device, rate_target_bits=args.target_bits,
+                             beta=args.beta, distortion=args.distortion, init=args.init)
     trainer = Trainer(settings, train, val, model=model)
     print(f"Training codec point {args.out} on {trainer.data.source}: target {args.target_bits} bits/digit",
           file=sys.stderr)
-    with tqdm(total=trainer.total_steps, unit="step", file=sys.stderr, disable=args.quiet) as bar:
-        for event in trainer.run():
-            bar.update(event.step - bar.n)
-            bar.set_postfix({"bits": f"{model.last_bits:.1f}", "mse": f"{model.last_mse:.5f}",
-                             "beta": f"{model.beta:.2e}"})
-            if event.kind == "epoch":
-                bar.write(f"epoch {event.epoch}: loss {event.loss:.5f} bits {model.last_bits:.1f} "
-                          f"mse {model.last_mse:.5f} beta {model.beta:.3e}"
-                          + (f" val {event.val_loss:.5f}" if event.val_loss is not None else ""))
-    model.cpu().update()
-    card = trainer.card()
-    card["training"] |= {"init": args.init, "rate_target_bits": args.target_bits, "final_beta": model.beta, "distortion": args.distortion,
-                         "threads": args.threads}
-    card["training_command"] = "python -m ae " + shlex.join(args.raw_argv)
-    card["codec"] = {"id": args.id, "label": args.label or Path(args.out).stem}
-    path = save_model(model, args.out, card, half=args.half)
+    card = {"training_command": "python -m ae " + shlex.join(args.raw_argv),
+            "codec": {"id": args.id, "label": args.label or Path(args.out).stem}}
+    path = train_and_save(trainer, args.out, card, half=args.half, quiet=args.quiet)
     print(f"Saved {path} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
     return 0
 
 
-MNIST_TEST_DIGITS = 10_000
-
-
-def _parse_indices(text: str, size: int = MNIST_TEST_DIGITS, limit: int | None = None) -> list[int]:
-    """'0,5,10-19' -> [0, 5, 10, ..., 19]. Every range is checked against `size` and the total
-    against `limit` before anything is expanded, so '0-2000000000' costs nothing."""
-    ranges, total = [], 0
-    for part in text.split(","):
-        lo, dash, hi = part.strip().partition("-")
-        try:
-            first, last = int(lo), int(hi if dash else lo)
-        except ValueError:
-            raise AEError(f"--test-indices takes numbers and ranges like 0,5,10-19, not {text!r}.") from None
-        if not 0 <= first < size or not 0 <= last < size:
-            raise AEError(f"--test-indices {part.strip()}: MNIST test indices run from 0 to {size - 1}.")
-        if last < first:
-            raise AEError(f"--test-indices {part.strip()}: a range runs from low to high.")
-        total += last - first + 1
-        if limit is not None and total > limit:
-            raise AEError(f"--test-indices asks for more than {limit:,} digits (--max-digits).")
-        ranges.append((first, last))
-    return [i for first, last in ranges for i in range(first, last + 1)]
-
-
-def _test_digits(indices: list[int], data_dir: str | None):
-    """MNIST test digits by index: from the dataset, or from the bundled sample when the dataset
-    is absent and every index is in the sample."""
-    import numpy as np
-
-    from ae.data import dataset_available, load_digits
-    from ae.sample import load_sample, sample_test_indices
-
-    if any(i < 0 or i >= MNIST_TEST_DIGITS for i in indices):
-        raise AEError(f"MNIST test indices run from 0 to {MNIST_TEST_DIGITS - 1}.")
-    if dataset_available(data_dir):
-        return load_digits("test", data_dir).images[indices]
-    where = {int(t): k for k, t in enumerate(sample_test_indices())}
-    missing = [i for i in indices if i not in where]
-    if missing:
-        raise AEError(f"The MNIST test set is not available here and the bundled sample lacks test "
-                      f"indices {missing[:5]}{'...' if len(missing) > 5 else ''}: pass --data-dir.")
-    return load_sample().images[np.array([where[i] for i in indices])]
-
-
 def cmd_compress(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
     from ae.codec import compress, find_point, get_coder
-    from ae.preprocess import image_file_to_digit
+    from ae.data import digits_from, parse_test_indices
 
     if not args.images and not args.test_indices:
         raise AEError("Nothing to compress: give image files and/or --test-indices.")
     if len(args.images) > args.max_digits:
         raise AEError(f"{len(args.images):,} images are more than --max-digits {args.max_digits:,}.")
-    indices = (_parse_indices(args.test_indices, limit=args.max_digits - len(args.images))
+    indices = (parse_test_indices(args.test_indices, limit=args.max_digits - len(args.images))
                if args.test_indices else [])
     point = find_point(args.point) if args.point else find_point(args.quality, family=args.model)
     try:
-        digits = [torch.from_numpy(np.asarray(image_file_to_digit(Path(f)), dtype=np.float32))[None]
-                  for f in args.images]
-        batch = torch.stack(digits) if digits else torch.empty(0, 1, 28, 28)
-        if indices:
-            batch = torch.cat([batch, _test_digits(indices, args.data_dir)])
+        batch = digits_from(args.images, indices, args.data_dir)
     except MemoryError:
         raise AEError("Not enough memory to load these digits: compress fewer at a time.") from None
     payload = compress(batch, get_coder(point))
@@ -256,17 +133,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
-def _digit_png(image) -> bytes:
-    from ae.sizes import png_encode  # the one PNG encoder of a digit
-
-    return png_encode(image)
-
-
 def cmd_decompress(args: argparse.Namespace) -> int:
-    import shutil
-    import tempfile
-
     from ae.codec import open_payload
+    from ae.files import write_png_folder
+    from ae.sizes import png_encode
 
     src = Path(args.payload)
     try:
@@ -281,26 +151,12 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         if out.suffix.lower() == ".png":
             if reader.count != 1:
                 raise AEError(f"The payload holds {reader.count:,} digits: give a folder for -o, not one PNG file.")
-            atomic_write_bytes(out, _digit_png(next(reader.chunks()).images[0]))
+            atomic_write_bytes(out, png_encode(next(reader.chunks()).images[0]))
         else:
             if out.exists() and not out.is_dir():
                 raise AEError(f"{out} exists and is not a folder.")
-            # Write the PNGs chunk by chunk into a fresh folder beside the target, then move them in:
-            # memory stays one chunk's worth, and an error leaves no partial output.
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-            width = max(5, len(str(reader.count - 1)))  # names sort in digit order
-            try:
-                for part in reader.chunks():
-                    for i, image in enumerate(part.images, start=part.start):
-                        (tmp / f"digit_{i:0{width}d}.png").write_bytes(_digit_png(image))
-                if not out.exists():
-                    tmp.replace(out)  # the whole folder appears at once
-                else:
-                    for f in sorted(tmp.iterdir()):
-                        f.replace(out / f.name)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+            # Chunk by chunk: memory stays one chunk's worth, and an error leaves no partial output.
+            write_png_folder(out, (image for part in reader.chunks() for image in part.images), reader.count)
     except OSError as exc:
         raise AEError(f"Cannot write {out}: {exc.strerror or exc}.") from None
     except MemoryError:
@@ -313,7 +169,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     import torch
 
-    from ae.benchmark import benchmark_json, format_table, load_results, markdown_table, run_benchmark, write_html
+    from ae.benchmark import (benchmark_json, format_table, load_results, markdown_table, point_card_figures,
+                              run_benchmark, write_html)
 
     if args.show:  # print a saved run as a Markdown table (the README's), running nothing
         try:
@@ -326,7 +183,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from ae.data import load_digits
     from ae.registry import operating_points
     from ae.sample import load_sample
-    from ae.weights import load_card, load_model, weights_path, write_card
+    from ae.weights import load_model, record_metrics, weights_path
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -356,40 +213,23 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise AEError(f"Cannot write the benchmark output: {exc.strerror or exc}.") from None
     if args.update_cards:
-        by_method = {r.method: r for r in results}
         for p in points:
-            single, many = by_method[p.name], by_method[f"{p.name}-container"]
-            card = load_card(p.name)
-            card["metrics"] = {"mean_bytes": single.bytes_per_digit, "estimated_bytes": single.extra["estimated_bytes"],
-                               "container_bytes_per_digit": many.bytes_per_digit, "psnr": single.psnr,
-                               "ssim": single.ssim, "accuracy": single.accuracy,
-                               "digits_per_s_batch": single.digits_per_s_batch, "ms_single": single.ms_single}
-            card["metrics_data"] = data.source
-            card["metrics_command"] = command
-            card["codec"]["label"] = (f"{p.name}: {single.bytes_per_digit:.1f} B/digit, {single.psnr:.1f} dB, "
-                                      f"{100 * single.accuracy:.1f}% recognised")
-            write_card(weights_path(p.name), card)
+            metrics, label = point_card_figures(results, p.name)
+            record_metrics(p.name, metrics, data.source, command, label=label)
     return 0
 
 
 def cmd_half(args: argparse.Namespace) -> int:
-    """Store weights as float16 in place. The card keeps its training record, notes the
-    conversion and drops measured figures, which describe the old file (remeasure them)."""
-    from ae.weights import load_card, load_model, save_model, weights_path
+    """Store weights as float16 in place; their cards drop the measured figures (remeasure them)."""
+    from ae.weights import store_half, weights_path
 
     for name in args.weights:
         path = weights_path(name)
-        card, model = load_card(path), load_model(path)
-        if card.get("storage_dtype") == "float16":
+        size = store_half(path, "python -m ae " + shlex.join(args.raw_argv))
+        if size is None:
             print(f"{path} is already float16")
-            continue
-        card["converted"] = {"to": "float16", "command": "python -m ae " + shlex.join(args.raw_argv),
-                             "from_sha256": card.get("sha256")}
-        for key in ("metrics", "metrics_data", "metrics_command"):
-            card.pop(key, None)
-        size = path.stat().st_size
-        save_model(model, path, card, half=True)
-        print(f"{path}: {size:,} -> {path.stat().st_size:,} bytes; remeasure it (evaluate/benchmark --update-cards)")
+        else:
+            print(f"{path}: {size:,} -> {path.stat().st_size:,} bytes; remeasure it (evaluate/benchmark --update-cards)")
     return 0
 
 

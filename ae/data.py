@@ -11,9 +11,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ae.errors import DatasetUnavailable
+from ae.errors import AEError, DatasetUnavailable
 
 # torchvision's dataset class for each name. torchvision itself is imported only when a split is
 # loaded: importing it costs ~170 MB and ~1.5 s (it pulls in torch._dynamo and sympy), which a
@@ -115,3 +116,58 @@ def load_digits(
             raise DatasetUnavailable(_missing_message(name, root, f"download failed ({exc})")) from None
     images = ds.data.unsqueeze(1).float().div_(255.0)  # (N,28,28) uint8 -> (N,1,28,28) [0,1]
     return Digits(images, ds.targets.long(), f"{cls.__name__} {split} set ({len(ds)} digits, {root})")
+
+
+# --- MNIST test digits by index (`python -m ae compress --test-indices`) -----------------------
+
+MNIST_TEST_DIGITS = 10_000
+
+
+def parse_test_indices(text: str, size: int = MNIST_TEST_DIGITS, limit: int | None = None) -> list[int]:
+    """'0,5,10-19' -> [0, 5, 10, ..., 19]. Every range is checked against `size` and the total
+    against `limit` before anything is expanded, so '0-2000000000' costs nothing."""
+    ranges, total = [], 0
+    for part in text.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise AEError(f"--test-indices takes numbers and ranges like 0,5,10-19, not {text!r}.") from None
+        if not 0 <= first < size or not 0 <= last < size:
+            raise AEError(f"--test-indices {part.strip()}: MNIST test indices run from 0 to {size - 1}.")
+        if last < first:
+            raise AEError(f"--test-indices {part.strip()}: a range runs from low to high.")
+        total += last - first + 1
+        if limit is not None and total > limit:
+            raise AEError(f"--test-indices asks for more than {limit:,} digits (--max-digits).")
+        ranges.append((first, last))
+    return [i for first, last in ranges for i in range(first, last + 1)]
+
+
+def mnist_test_digits(indices: list[int], data_dir: str | os.PathLike | None = None) -> torch.Tensor:
+    """(N,1,28,28) MNIST test digits by index: from the dataset, or from the bundled sample when
+    the dataset is absent and every index is in the sample."""
+    from ae.sample import load_sample, sample_test_indices  # ae.sample imports this module
+
+    if any(i < 0 or i >= MNIST_TEST_DIGITS for i in indices):
+        raise AEError(f"MNIST test indices run from 0 to {MNIST_TEST_DIGITS - 1}.")
+    if dataset_available(data_dir):
+        return load_digits("test", data_dir).images[indices]
+    where = {int(t): k for k, t in enumerate(sample_test_indices())}
+    missing = [i for i in indices if i not in where]
+    if missing:
+        raise AEError(f"The MNIST test set is not available here and the bundled sample lacks test "
+                      f"indices {missing[:5]}{'...' if len(missing) > 5 else ''}: pass --data-dir.")
+    return load_sample().images[torch.tensor([where[i] for i in indices], dtype=torch.long)]
+
+
+def digits_from(image_files: list, test_indices: list[int], data_dir: str | os.PathLike | None = None) -> torch.Tensor:
+    """(N,1,28,28): the image files, each preprocessed like an upload, then the test digits."""
+    from ae.preprocess import image_file_to_digit  # Pillow and the upload checks: only for files
+
+    digits = [torch.from_numpy(np.asarray(image_file_to_digit(Path(f)), dtype=np.float32))[None]
+              for f in image_files]
+    batch = torch.stack(digits) if digits else torch.empty(0, 1, 28, 28)
+    if test_indices:
+        batch = torch.cat([batch, mnist_test_digits(test_indices, data_dir)])
+    return batch

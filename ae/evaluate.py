@@ -46,3 +46,17 @@ def evaluate_classifier(classifier: nn.Module, data: Digits) -> dict:
         "parameters": parameter_count(classifier),
         "accuracy": (classify(classifier, data.images) == data.labels).float().mean().item(),
     }
+
+
+def results_table(results: dict[str, dict]) -> str:
+    """`python -m ae evaluate`'s table: one row per model, from evaluate_autoencoder's or
+    evaluate_classifier's results (a classifier has no reconstruction figures)."""
+    lines = [f"{'model':<12}{'latent':>7}{'PSNR dB':>9}{'SSIM':>7}{'MSE':>9}{'accuracy':>10}{'params':>10}{'digits/s':>10}"]
+    for name, m in results.items():
+        acc = f"{100 * m['accuracy']:.2f}%" if "accuracy" in m else "-"
+        if "psnr" in m:
+            lines.append(f"{name:<12}{m['latent_dim']:>7}{m['psnr']:>9.2f}{m['ssim']:>7.3f}{m['mse']:>9.5f}"
+                         f"{acc:>10}{m['parameters']:>10,}{m['digits_per_s']:>10,.0f}")
+        else:
+            lines.append(f"{name:<12}{'-':>7}{'-':>9}{'-':>7}{'-':>9}{acc:>10}{m['parameters']:>10,}{'-':>10}")
+    return "\n".join(lines)

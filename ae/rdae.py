@@ -1,12 +1,13 @@
 """The codec's rate-distortion autoencoder: an autoencoder (feedforward `rdae`, or convolutional
 `rdcnn`) whose latents are rounded to integers and priced in bits by a learned prior (`ae.entropy`).
 
-Training minimises `distortion + beta * bits`, the distortion being the MSE or the mean over
-digits of ln MSE (uniform noise stands in for rounding in the rate term; the decoder sees
-straight-through rounded latents). With a `rate_target_bits`, beta is tuned
-on the fly (a multiplicative dual step) so the model lands on that rate: one operating point
-per target. `encode` returns the rounded latents the codec sends, so `decode(encode(x))` is
-the codec's reconstruction; `decode_exact` is the bit-reproducible version the codec uses.
+Training minimises `RateDistortionLoss`: `distortion + beta * bits`, the distortion being the MSE
+or the mean over digits of ln MSE (uniform noise stands in for rounding in the rate term; the
+decoder sees straight-through rounded latents). With a `rate_target_bits`, beta is tuned on the
+fly (a multiplicative dual step) so the model lands on that rate: one operating point per target.
+The knobs are the run's settings (`ae.train.CodecSettings`), never attributes of the model.
+`encode` returns the rounded latents the codec sends, so `decode(encode(x))` is the codec's
+reconstruction; `decode_exact` is the bit-reproducible version the codec uses.
 """
 from __future__ import annotations
 
@@ -33,10 +34,6 @@ class RateDistortionAE(nn.Module):
         self.latent_dim = config.latent_dim
         self.encoder, self.decoder = self.build_transforms(config)
         self.prior = LogisticMixturePrior(config.latent_dim)
-        # Training-only state (not saved): the rate target and the current rate weight.
-        self.rate_target_bits: float | None = None
-        self.beta = 1e-4
-        self.distortion = "mse"  # or "log-mse": mean over digits of ln(MSE), i.e. mean PSNR
         self._decoder64: nn.Module | None = None
 
     @staticmethod
@@ -70,21 +67,12 @@ class RateDistortionAE(nn.Module):
         return self.decode(self.encode(x))
 
     # --- rate-distortion training -------------------------------------------------------------
-    def training_loss(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        y = self.analyse(x)
-        if self.training:
-            bits = self.prior.bits(quantize(y, "noise")).mean()
-        else:  # validation: the real rounded latents
-            bits = self.prior.bits(quantize(y, "ste")).mean()
-        per_digit = (self.decode(quantize(y, "ste")) - x).pow(2).flatten(1).mean(1)  # (B,)
-        mse = per_digit.mean()
-        # The reported PSNR is a mean over digits: "log-mse" optimises exactly that.
-        distortion = per_digit.add(1e-5).log().mean() if self.distortion == "log-mse" else mse
-        if self.training and self.rate_target_bits:
-            error = (bits.item() - self.rate_target_bits) / self.rate_target_bits
-            self.beta *= math.exp(BETA_STEP * max(min(error, 1.0), -1.0))
-        self.last_bits, self.last_mse = bits.item(), mse.item()
-        return distortion + self.beta * bits
+    def training_objective(self, settings) -> "RateDistortionLoss":
+        """The loss of one training run with these settings (`ae.train.CodecSettings`)."""
+        if not hasattr(settings, "rate_target_bits"):
+            raise TypeError("a rate-distortion model trains with ae.train.CodecSettings, "
+                            f"not {type(settings).__name__}")
+        return RateDistortionLoss(settings.rate_target_bits, settings.beta, settings.distortion)
 
     def update(self) -> torch.Tensor:
         """Freeze the prior into the integer tables the coder uses (after training)."""
@@ -118,6 +106,42 @@ class RateDistortionAE(nn.Module):
         logits = self._in_chunks(self._decoder64, symbols.to(torch.float64))
         pixels = torch.round(torch.sigmoid(logits) * 255.0)
         return (pixels / 255.0).float().view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+DISTORTIONS = ("mse", "log-mse")  # log-mse: mean over digits of ln(MSE), i.e. what the mean PSNR measures
+
+
+class RateDistortionLoss:
+    """What one training run of a RateDistortionAE minimises: `distortion + beta * bits`.
+    The knobs are fixed for the run; `beta` is the run's current rate weight, which each
+    training batch moves towards `rate_target_bits` (when there is one). `last_bits` and
+    `last_mse` describe the latest batch, for progress displays."""
+
+    def __init__(self, rate_target_bits: float | None = None, beta: float = 1e-4, distortion: str = "mse"):
+        if distortion not in DISTORTIONS:
+            raise ValueError(f"distortion must be one of {DISTORTIONS}, not {distortion!r}")
+        self.rate_target_bits, self.beta, self.distortion = rate_target_bits, beta, distortion
+        self.last_bits = self.last_mse = math.nan
+
+    def __call__(self, model: RateDistortionAE, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        y = model.analyse(x)
+        if model.training:
+            bits = model.prior.bits(quantize(y, "noise")).mean()
+        else:  # validation: the real rounded latents
+            bits = model.prior.bits(quantize(y, "ste")).mean()
+        per_digit = (model.decode(quantize(y, "ste")) - x).pow(2).flatten(1).mean(1)  # (B,)
+        mse = per_digit.mean()
+        # The reported PSNR is a mean over digits: "log-mse" optimises exactly that.
+        distortion = per_digit.add(1e-5).log().mean() if self.distortion == "log-mse" else mse
+        if model.training and self.rate_target_bits:
+            error = (bits.item() - self.rate_target_bits) / self.rate_target_bits
+            self.beta *= math.exp(BETA_STEP * max(min(error, 1.0), -1.0))
+        self.last_bits, self.last_mse = bits.item(), mse.item()
+        return distortion + self.beta * bits
+
+    def results(self) -> dict:
+        """What the card records about the run beyond its settings: where beta ended."""
+        return {"final_beta": self.beta}
 
 
 def conv_analysis(config: ModelConfig) -> nn.Sequential:

@@ -1,14 +1,19 @@
 """One training loop for the CLI and the app.
 
-`Trainer.run()` is a generator of `TrainEvent`s: the CLI feeds a tqdm bar from it, the app
-draws a chart. It stops between steps when `should_stop()` says so (or when the caller simply
-stops iterating). Seeded: the same settings and data give the same weights.
+`Trainer.run()` is a generator of `TrainEvent`s: the CLI feeds a tqdm bar from it
+(`train_and_save`, the one driver of `train` and `train-codec`), the app draws a chart. It stops
+between steps when `should_stop()` says so (or when the caller simply stops iterating). Seeded:
+the same settings and data give the same weights. The settings are one dataclass (`TrainSettings`,
+or `CodecSettings` for a codec operating point), recorded in the card as they are.
 """
 from __future__ import annotations
 
 import math
+import shlex
+import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -16,9 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ae.architectures import build_model, is_autoencoder
-from ae.data import Digits
+from ae.data import Digits, load_digits
 from ae.inference import evaluating
-from ae.models import DEFAULT_CONFIGS, parameter_count
+from ae.models import DEFAULT_CONFIGS, ModelConfig, parameter_count
+from ae.rdae import RateDistortionAE, RateDistortionLoss
+from ae.sample import load_sample
 
 
 @dataclass
@@ -43,6 +50,34 @@ class TrainSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_card(cls, card: dict):
+        """The settings a weights card's "training" record was made with: its own fields, not
+        what the run measured (steps, seconds...)."""
+        known = {f.name for f in fields(cls)}
+        return cls.from_dict({k: v for k, v in card["training"].items() if k in known})
+
+
+@dataclass
+class CodecSettings(TrainSettings):
+    """A codec operating point's training run (`python -m ae train-codec`): the knobs of the
+    model's rate-distortion loss (`ae.rdae.RateDistortionLoss`) beside the usual settings."""
+    rate_target_bits: float | None = None  # bits per digit beta steers to (None: beta stays put)
+    beta: float = 1e-4  # the initial rate weight
+    distortion: str = "mse"  # or "log-mse": mean over digits of ln(MSE), i.e. the mean PSNR
+    init: str | None = None  # the weights training started from (None: from scratch)
+
+    @classmethod
+    def from_card(cls, card: dict) -> "CodecSettings":
+        """As TrainSettings.from_card. Cards written before `beta` was recorded kept the initial
+        beta only in their `training_command` (the CLI's default when it has no --beta)."""
+        settings = super().from_card(card)
+        if "beta" not in card["training"]:
+            words = shlex.split(card.get("training_command", ""))
+            if "--beta" in words[:-1]:
+                settings.beta = float(words[words.index("--beta") + 1])
+        return settings
 
 
 # The recommended settings for a run that visibly works in about 20 s on one CPU thread.
@@ -96,9 +131,9 @@ def presets(arch: str, full_dataset: bool, train_digits: int | None = None) -> d
     found = {"fast demo": Preset(default_settings(arch, full_dataset, train_digits), FAST_DEMO_SECONDS[arch],
                                  "500 steps of 32 digits: recognisable digits in seconds")}
     if full_dataset:
-        recorded = load_card(arch)["training"]
-        known = {f.name for f in fields(TrainSettings)}
-        shipped = TrainSettings.from_dict({k: v for k, v in recorded.items() if k in known} | {"device": "auto"})
+        card = load_card(arch)
+        recorded = card["training"]
+        shipped = replace(TrainSettings.from_card(card), device="auto")
         found["as shipped"] = Preset(shipped, recorded["seconds"],
                                      f"every training digit, {shipped.epochs} epochs of batch {shipped.batch_size}: "
                                      "the shipped model's quality")
@@ -126,22 +161,31 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]  # (model, images, labels) -> loss
+
+
 def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Autoencoders: pixel MSE (what PSNR measures). Classifier: cross-entropy.
-    A model with its own `training_loss(x, y)` (e.g. a rate-distortion model) uses that."""
-    if hasattr(model, "training_loss"):
-        return model.training_loss(x, y)
+    """Autoencoders: pixel MSE (what PSNR measures). Classifier: cross-entropy."""
     if is_autoencoder(model):
         return F.mse_loss(model(x), x)
     return F.cross_entropy(model(x), y)
 
 
+def training_loss(model: nn.Module, settings: TrainSettings) -> Loss:
+    """What a run minimises: the model's own objective built from the run's settings when it has
+    one (a codec model's `RateDistortionLoss`), else `batch_loss`."""
+    if hasattr(model, "training_objective"):
+        return model.training_objective(settings)
+    return batch_loss
+
+
 @torch.no_grad()
-def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = 1000) -> float:
+def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = 1000,
+              loss: Loss = batch_loss) -> float:
     total = 0.0
     with evaluating(model):
         for x, y in zip(data.images.split(batch_size), data.labels.split(batch_size)):
-            total += batch_loss(model, x.to(device), y.to(device)).item() * len(x)
+            total += loss(model, x.to(device), y.to(device)).item() * len(x)
     return total / max(len(data), 1)
 
 
@@ -163,6 +207,7 @@ class Trainer:
             if s.latent_dim is not None and s.model != "classifier":
                 config = type(config)(**{**config.to_dict(), "latent_dim": s.latent_dim})
             self.model = build_model(config)
+        self.loss = training_loss(self.model, s)
         self.device = pick_device(s.device)
         self.model.to(self.device)
         self.data = self.train_data.subset(s.train_size, seed=s.seed)
@@ -196,7 +241,7 @@ class Trainer:
                     return
                 idx = order[b * s.batch_size:(b + 1) * s.batch_size]
                 x, y = images[idx].to(dev), labels[idx].to(dev)
-                loss = batch_loss(model, x, y)
+                loss = self.loss(model, x, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -208,7 +253,8 @@ class Trainer:
                 if step % s.report_every == 0 or last_of_epoch or step == self.total_steps:
                     rate = run_n / max(time.perf_counter() - t0, 1e-9)
                     kind = "epoch" if last_of_epoch else "step"
-                    val = mean_loss(model, self.val_data, dev) if kind == "epoch" and self.val_data else None
+                    val = (mean_loss(model, self.val_data, dev, loss=self.loss)
+                           if kind == "epoch" and self.val_data else None)
                     event = TrainEvent(kind, epoch, step, self.total_steps, run_loss / run_n, rate, val)
                     self.history.append(event)
                     yield event
@@ -228,8 +274,93 @@ class Trainer:
                 "device": str(self.device),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
-            },
+            } | (self.loss.results() if hasattr(self.loss, "results") else {}),
             "parameters": parameter_count(self.model),
             "history": [{"epoch": e.epoch, "train_loss": e.loss, "val_loss": e.val_loss}
                         for e in self.history if e.kind == "epoch"],
         }
+
+
+# --- the terminal's training runs: `python -m ae train` and `train-codec` ----------------------------
+
+def training_data(sample: bool, data_dir=None, dataset: str = "mnist", val_size: int = 2000,
+                  seed: int = 0) -> tuple[Digits, Digits | None]:
+    """(training digits, validation digits): the bundled sample with no validation set, or a
+    dataset's training split with `val_size` seeded digits of its test split."""
+    if sample:
+        return load_sample(), None
+    train = load_digits("train", data_dir, dataset)
+    return train, load_digits("test", data_dir, dataset).subset(val_size, seed=seed)
+
+
+def settings_with_defaults(arch: str, full_dataset: bool, train_digits: int, **given) -> TrainSettings:
+    """The recommended settings (`default_settings`) with what the user gave (values not None)
+    in their place. Epochs that are not given still make DEFAULT_STEPS steps when the batch or
+    the subset size changed."""
+    given = {k: v for k, v in given.items() if v is not None}
+    settings = replace(default_settings(arch, full_dataset, train_digits), **given)
+    if "epochs" not in given and arch in DEFAULT_LR:
+        digits = min(settings.train_size or train_digits, train_digits)
+        settings.epochs = epochs_for_steps(DEFAULT_STEPS, digits, settings.batch_size)
+    return settings
+
+
+def codec_start_model(arch: str, latent_dim: int, hidden: int, channels=(), seed: int = 0,
+                      init: str | None = None) -> nn.Module:
+    """The model a codec run starts from: the weights `init` (a name or path) to fine-tune, or a
+    fresh model initialised from `seed` (`channels`: the conv stages, which `rdae` has none of)."""
+    if init:
+        from ae.weights import load_model  # here, as in presets: only fine-tuning reads weights
+
+        return load_model(init).train()
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(arch=arch, latent_dim=latent_dim, hidden=hidden,
+                                   channels=tuple(channels) if arch != "rdae" else ()))
+
+
+def _postfix(trainer: Trainer, event: TrainEvent) -> dict:
+    loss = trainer.loss
+    if isinstance(loss, RateDistortionLoss):  # a codec run: its rate and the weight steering it
+        return {"bits": f"{loss.last_bits:.1f}", "mse": f"{loss.last_mse:.5f}", "beta": f"{loss.beta:.2e}"}
+    post = {"epoch": event.epoch, "loss": f"{event.loss:.5f}", "ex/s": f"{event.examples_per_s:,.0f}"}
+    if event.val_loss is not None:
+        post["val"] = f"{event.val_loss:.5f}"
+    return post
+
+
+def _epoch_line(trainer: Trainer, event: TrainEvent) -> str:
+    loss = trainer.loss
+    if isinstance(loss, RateDistortionLoss):
+        return (f"epoch {event.epoch}: loss {event.loss:.5f} bits {loss.last_bits:.1f} "
+                f"mse {loss.last_mse:.5f} beta {loss.beta:.3e}"
+                + (f" val {event.val_loss:.5f}" if event.val_loss is not None else ""))
+    return (f"epoch {event.epoch}: train {event.loss:.5f}"
+            + (f", validation {event.val_loss:.5f}" if event.val_loss is not None else "")
+            + f", {event.examples_per_s:,.0f} digits/s")
+
+
+def train_and_save(trainer: Trainer, out: str | Path, card: dict | None = None, half: bool = False,
+                   quiet: bool = False, interruptible: bool = False) -> Path:
+    """Run `trainer` to the end with a tqdm bar on stderr and a line per epoch, then save the
+    model with its card (`trainer.card()`, then `card`'s entries) and return the path written.
+    With `interruptible`, Ctrl-C ends the training, not the program: what was trained so far is
+    saved. A codec model saves the integer tables frozen from its prior."""
+    from tqdm import tqdm
+
+    from ae.weights import save_model  # here, as in presets: the loop itself reads and writes no files
+
+    with tqdm(total=trainer.total_steps, unit="step", file=sys.stderr, disable=quiet) as bar:
+        try:
+            for event in trainer.run():
+                bar.update(event.step - bar.n)
+                bar.set_postfix(_postfix(trainer, event))
+                if event.kind == "epoch":
+                    bar.write(_epoch_line(trainer, event))
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
+            bar.write("Interrupted: saving what was trained so far.")
+            trainer.stopped_early = True
+    if isinstance(trainer.model, RateDistortionAE):
+        trainer.model.cpu().update()
+    return save_model(trainer.model, out, trainer.card() | (card or {}), half=half)

@@ -167,6 +167,37 @@ def parse_card(raw: bytes, name: str) -> dict:
     return card
 
 
+def record_metrics(name_or_path: str | os.PathLike, metrics: dict, data: str, command: str,
+                   label: str | None = None) -> None:
+    """Write measured figures into a model's card: the `metrics`, the digits they were measured
+    on (`data`) and the `command` that measured them. A codec point's app `label`, which quotes
+    its figures, is replaced too when given (`python -m ae evaluate/benchmark --update-cards`)."""
+    path = weights_path(name_or_path)
+    card = load_card(path)
+    card["metrics"] = dict(metrics)
+    card["metrics_data"] = data
+    card["metrics_command"] = command
+    if label is not None:
+        card["codec"]["label"] = label
+    write_card(path, card)
+
+
+def store_half(name_or_path: str | os.PathLike, command: str) -> int | None:
+    """Store a model's weights as float16 in place and return the file's former size (None when
+    it is float16 already). The card keeps its training record, notes the conversion (`command`)
+    and drops the measured figures, which describe the old file: remeasure them."""
+    path = weights_path(name_or_path)
+    card, model = load_card(path), load_model(path)
+    if card.get("storage_dtype") == "float16":
+        return None
+    card["converted"] = {"to": "float16", "command": command, "from_sha256": card.get("sha256")}
+    for key in ("metrics", "metrics_data", "metrics_command"):
+        card.pop(key, None)
+    size = path.stat().st_size
+    save_model(model, path, card, half=True)
+    return size
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

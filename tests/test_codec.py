@@ -18,7 +18,7 @@ from ae.codec import (CodecError, PointCoder, SINGLE_HEADER_BYTES, compress, com
 from ae.entropy import ALPHABET, MAX_SYMBOL, TABLE_BITS, quantize
 from ae.models import ModelConfig
 from ae.rdae import TapSumConv2d
-from ae.train import Trainer, TrainSettings
+from ae.train import CodecSettings, Trainer
 from ae.weights import save_model
 
 from conftest import ROOT
@@ -34,9 +34,9 @@ TINY = {"rdae": ModelConfig(arch="rdae", latent_dim=8, hidden=64),
 def tiny_model(sample, seed: int, target_bits: float = 40.0, steps: int = 40, arch: str = "rdae"):
     torch.manual_seed(seed)
     model = build_model(TINY[arch])
-    model.rate_target_bits, model.beta = target_bits, 1e-3
-    trainer = Trainer(TrainSettings(model=arch, epochs=10, batch_size=100, lr=3e-3, max_steps=steps, seed=seed),
-                      sample, model=model)
+    settings = CodecSettings(model=arch, epochs=10, batch_size=100, lr=3e-3, max_steps=steps, seed=seed,
+                             rate_target_bits=target_bits, beta=1e-3)
+    trainer = Trainer(settings, sample, model=model)
     list(trainer.run())
     model.update()
     return model.eval()

@@ -198,8 +198,8 @@ def test_other_runtime_errors_are_not_disguised_as_memory(coder, sample, monkeyp
     ("0-9,0-9,0-9", ["--max-digits", "25"], "more than 25"),
 ])
 def test_cli_index_ranges_are_refused_before_expansion(tmp_path, capsys, monkeypatch, indices, extra, message):
-    import ae.cli
-    monkeypatch.setattr(ae.cli, "_test_digits", lambda *a: pytest.fail("digits were loaded"))
+    import ae.data
+    monkeypatch.setattr(ae.data, "mnist_test_digits", lambda *a: pytest.fail("digits were loaded"))
     out = tmp_path / "x.aez"
     assert main(["compress", "--test-indices", indices, "-o", str(out), *extra]) == 2
     err = capsys.readouterr().err
