@@ -20,7 +20,6 @@ The browser shares the machine's cores with the server, so judge the server by i
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
