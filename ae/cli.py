@@ -349,10 +349,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_data_dir(argv: list[str]) -> list[str]:
+    """The arguments less `--data-dir`: that folder is this machine's, and cards name the data by
+    its checksum instead."""
+    kept, args = [], iter(argv)
+    for arg in args:
+        if arg == "--data-dir":
+            next(args, None)  # and its value
+        elif not arg.startswith("--data-dir="):
+            kept.append(arg)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(raw)
-    args.raw_argv = raw
+    args.raw_argv = _without_data_dir(raw)  # as cards record the command
     try:
         return args.func(args)
     except AEError as exc:

@@ -2,10 +2,12 @@
 
 The data root comes from `--data-dir`, else `AE_DATA_DIR`, else a user cache folder.
 When the files are absent the loader tries to download them; offline it raises
-`DatasetUnavailable` naming the folder and the files it expected.
+`DatasetUnavailable` naming the folder and the files it expected. What cards and pages say
+about the data (`describe_split`) names the dataset and a checksum of its files, never a folder.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -20,12 +22,11 @@ from ae.errors import AEError, DatasetUnavailable
 # loaded: importing it costs ~170 MB and ~1.5 s (it pulls in torch._dynamo and sympy), which a
 # web server that only draws and codes digits never needs.
 DATASETS = {"mnist": "MNIST", "fashion": "FashionMNIST"}
-RAW_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+SPLIT_FILES = {  # images, then labels
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+RAW_FILES = SPLIT_FILES["train"] + SPLIT_FILES["test"]
 DOWNLOAD_HOST = ("ossci-datasets.s3.amazonaws.com", 443)  # torchvision's first MNIST mirror
 
 
@@ -45,7 +46,26 @@ class Digits:
         if n is None or n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return Digits(self.images[idx], self.labels[idx], f"{self.source}, {n} of them")
+        return Digits(self.images[idx], self.labels[idx], f"{self.source}, {n:,} of them")
+
+
+def describe_split(name: str, split: str, count: int, checksum: str | None = None) -> str:
+    """A split as cards and pages name it: "MNIST test set (10,000 digits, sha256 18489308deedfe2f)".
+    The checksum (`split_checksum`, its first 16 hex digits here) says which files, where a
+    folder would only say where they happened to be."""
+    text = f"{DATASETS[name]} {split} set ({count:,} digits"
+    return text + (f", sha256 {checksum[:16]})" if checksum else ")")
+
+
+def split_checksum(raw_dir: str | os.PathLike, split: str) -> str:
+    """sha256 of a split's raw files, images then labels: what
+    `cat t10k-images-idx3-ubyte t10k-labels-idx1-ubyte | sha256sum` prints for the test set."""
+    digest = hashlib.sha256()
+    for file in SPLIT_FILES[split]:
+        with open(Path(raw_dir) / file, "rb") as f:  # in blocks: the train images are 47 MB
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def default_data_dir() -> Path:
@@ -115,7 +135,7 @@ def load_digits(
         except Exception as exc:  # network errors come in many types
             raise DatasetUnavailable(_missing_message(name, root, f"download failed ({exc})")) from None
     images = ds.data.unsqueeze(1).float().div_(255.0)  # (N,28,28) uint8 -> (N,1,28,28) [0,1]
-    return Digits(images, ds.targets.long(), f"{cls.__name__} {split} set ({len(ds)} digits, {root})")
+    return Digits(images, ds.targets.long(), describe_split(name, split, len(ds), split_checksum(ds.raw_folder, split)))
 
 
 # --- MNIST test digits by index (`python -m ae compress --test-indices`) -----------------------

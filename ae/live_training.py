@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ae import training_worker
-from ae.data import Digits, dataset_available, load_digits, resolve_data_dir
+from ae.data import Digits, dataset_available, describe_split, load_digits, resolve_data_dir
 from ae.errors import AEError
 from ae.models import DEFAULT_CONFIGS
 from ae.registry import user_model_path
@@ -98,7 +98,7 @@ def training_data_info(data_dir=None, val_size: int = 2000) -> TrainingDataInfo:
         root = resolve_data_dir(data_dir)
         with open(root / "MNIST" / "raw" / "train-labels-idx1-ubyte", "rb") as f:
             count = int.from_bytes(f.read(8)[4:8], "big")
-        return TrainingDataInfo(count, f"Training on MNIST train set ({count} digits, {root}); validation on "
+        return TrainingDataInfo(count, f"Training on {describe_split('mnist', 'train', count)}; validation on "
                                        f"{val_size:,} test digits.", True)
     data = training_data(data_dir, val_size)  # the bundled sample: small
     return TrainingDataInfo(len(data.train), data.note, False)

@@ -89,8 +89,9 @@ def loss_chart(snap) -> go.Figure:
 
 st.title("Train")
 st.caption("Retrain either autoencoder with your own settings and watch it learn. The result is saved "
-           f"as a new model in `{user_models_dir()}` (the shipped weights are never touched) and can then "
-           "be picked in the sidebar of the other pages.")
+           "as a new model in your models folder (the shipped weights are never touched) and can then "
+           "be picked in the sidebar of the other pages.",
+           help=f"For whoever runs this server: the models folder is `{user_models_dir()}` (AE_USER_MODELS_DIR).")
 try:
     data = data_info(dataset_available())
 except (AEError, OSError) as exc:
@@ -216,7 +217,7 @@ def progress() -> None:
         st.warning(f"{outcome_text(snap)} before its first progress report: nothing was saved.")
     elif snap.finished:
         renamed = f" (**{job.name}** was taken)" if snap.name != job.name else ""
-        st.success(f"{outcome_text(snap)} as **{snap.name}**{renamed} ({snap.seconds:.0f} s) to `{snap.saved_path}`. "
+        st.success(f"{outcome_text(snap)} as **{snap.name}**{renamed} ({snap.seconds:.0f} s) to your models folder. "
                    f"It is now selected in the sidebar of the Draw, Gallery and Latent explorer pages.",
                    icon=":material/check_circle:")
         if st.session_state.get("train_selected") != str(snap.saved_path):  # once: a later upload may be chosen

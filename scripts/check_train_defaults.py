@@ -18,19 +18,18 @@ import time
 from pathlib import Path
 from unittest import mock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import ae  # noqa: E402,F401  (first: it sets the OpenMP wait policy before torch loads)
-import torch  # noqa: E402
+import ae  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+import torch
 
-import ae.models  # noqa: E402
-from ae.architectures import build_model  # noqa: E402
-from ae.data import dataset_available  # noqa: E402
-from ae.evaluate import classify, reconstruct  # noqa: E402
-from ae.live_training import training_data  # noqa: E402
-from ae.metrics import psnr  # noqa: E402
-from ae.models import DEFAULT_CONFIGS  # noqa: E402
-from ae.train import Trainer, TrainSettings, default_settings  # noqa: E402
-from ae.weights import load_model  # noqa: E402
+import ae.models
+from ae.architectures import build_model
+from ae.data import dataset_available
+from ae.evaluate import classify, reconstruct
+from ae.live_training import training_data
+from ae.metrics import psnr
+from ae.models import DEFAULT_CONFIGS
+from ae.train import Trainer, TrainSettings, default_settings
+from ae.weights import load_model
 
 REQUIRED_ACCURACY = 0.90
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TARGET = ["--target-bits", "288", "--distortion", "log-mse", "--beta", "0.002", "--lr", "2e-3"]
 VARIANTS = {

@@ -107,13 +107,16 @@ def measure(page, seconds: float) -> dict:
             "server_heard_before_release": heard}
 
 
+def frontend_built() -> bool:
+    # The app's pages are not part of the installed package: ask them in the checkout.
+    check = "from app_pages.latent_decoder import frontend_built; raise SystemExit(not frontend_built())"
+    return subprocess.run([sys.executable, "-c", check], cwd=ROOT).returncode == 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="drag time per model")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from app_pages.latent_decoder import frontend_built
-
     if not os.path.exists(CHROMIUM):
         raise SystemExit(f"error: {CHROMIUM} is absent (apt-get install chromium)")
     if not frontend_built():

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything (once) and run the whole test suite: `bash scripts/test.sh [pytest args]`.
+# Install everything (once), lint with ruff and run the whole test suite: `bash scripts/test.sh [pytest args]`.
 # Fast subset (no browser, no load balancer, no training processes): `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
@@ -18,4 +18,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "warning: ${missing[*]} absent and this is not root; the tests that need them will be skipped" >&2
   fi
 fi
+# ruff first (a second): a finding stops the run with ruff's own message. Rules: pyproject.toml.
+ruff check --quiet . || { echo "ruff: fix the findings above (rules in pyproject.toml, [tool.ruff.lint])" >&2; exit 1; }
 exec python -m pytest "$@"

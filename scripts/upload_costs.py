@@ -30,7 +30,6 @@ import numpy as np
 from PIL import Image, ImageFile
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 ENCODERS = {  # name: (format, mode, save options); the costliest settings to decode
     "PNG RGBA": ("PNG", "RGBA", {"compress_level": 1}),

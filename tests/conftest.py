@@ -1,14 +1,12 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import ae  # noqa: E402  (first: it sets the OpenMP wait policy before torch loads)
-import torch  # noqa: E402
+import ae  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
+import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, for tests that read its files
 
 
 @pytest.fixture(autouse=True)

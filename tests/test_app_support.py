@@ -121,7 +121,7 @@ def test_layer_diagram_follows_the_model(models, arch, latent_shape):
     assert layers[-1].shape in ((784,), (1, 28, 28)) and layers[-1].kind.endswith("Sigmoid")
     assert sum(l.parameters for l in layers) == sum(p.numel() for p in models[arch].parameters())
     dot = to_dot(models[arch])
-    assert dot.startswith("digraph") and f"latent z" in dot and "×".join(map(str, latent_shape)) in dot
+    assert dot.startswith("digraph") and "latent z" in dot and "×".join(map(str, latent_shape)) in dot
 
 
 def test_registry_lists_user_models_and_skips_broken_files(models):

@@ -21,7 +21,6 @@ from ae.rdae import TapSumConv2d
 from ae.train import CodecSettings, Trainer
 from ae.weights import save_model
 
-from conftest import ROOT
 
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -120,7 +119,6 @@ def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sam
     (tmp_path / "p.aez").write_bytes(payload)
     script = textwrap.dedent(f"""
         import hashlib, sys, torch
-        sys.path.insert(0, {str(ROOT)!r})
         torch.set_num_threads(int(sys.argv[1]))
         from ae.codec import PointCoder, decompress
         from ae.weights import load_model
@@ -148,7 +146,6 @@ def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(
     path = save_model(conv.model, tmp_path / "conv.safetensors", {})
     script = textwrap.dedent(f"""
         import hashlib, sys, torch
-        sys.path.insert(0, {str(ROOT)!r})
         from ae.codec import PointCoder, decompress
         from ae.weights import load_model
         coder = PointCoder(load_model({str(path)!r}), 2, "tiny-conv")

@@ -1,9 +1,25 @@
+import hashlib
+import struct
+
 import pytest
 
 from ae.cli import main
-from ae.data import dataset_available, load_digits
+from ae.data import SPLIT_FILES, dataset_available, describe_split, load_digits
 from ae.errors import DatasetUnavailable
+from ae.architectures import build_model
+from ae.models import ModelConfig
 from ae.sample import load_sample, sample_test_indices
+from ae.weights import load_card, save_model
+
+
+def _tiny_mnist(root, count=3):
+    """MNIST's four raw idx files in torchvision's layout, `count` digits per split."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, (images, labels) in SPLIT_FILES.items():
+        (raw / images).write_bytes(struct.pack(">IIII", 0x803, count, 28, 28) + bytes(range(count)) * 784)
+        (raw / labels).write_bytes(struct.pack(">II", 0x801, count) + bytes(range(count)))
+    return raw
 
 
 def test_absent_dataset_names_the_folder_and_the_four_files(tmp_path):
@@ -39,3 +55,22 @@ def test_bundled_sample_is_balanced_real_test_digits(sample):
     assert len(set(indices.tolist())) == 1000 and indices.max() < 10_000
     assert 0.10 < sample.images.mean() < 0.16  # MNIST's mean ink (0.13)
     assert load_sample().images.equal(sample.images)
+
+
+def test_a_split_is_named_by_its_checksum_never_its_folder(tmp_path):
+    raw = _tiny_mnist(tmp_path / "data")
+    files = b"".join((raw / f).read_bytes() for f in SPLIT_FILES["test"])
+    test = load_digits("test", tmp_path / "data", download=False)
+    assert test.source == f"MNIST test set (3 digits, sha256 {hashlib.sha256(files).hexdigest()[:16]})"
+    assert test.subset(2).source == f"{test.source}, 2 of them"
+    assert describe_split("mnist", "train", 60_000) == "MNIST train set (60,000 digits)"
+
+
+def test_cards_record_the_data_and_the_command_without_the_folder(tmp_path):
+    data = tmp_path / "data"
+    _tiny_mnist(data)
+    path = save_model(build_model(ModelConfig(arch="ff", latent_dim=4, hidden=8)), tmp_path / "tiny.safetensors", {})
+    assert main(["evaluate", "--models", str(path), "--classifier", "", "--data-dir", str(data), "--update-cards"]) == 0
+    card = load_card(path)
+    assert card["metrics_data"] == load_digits("test", data, download=False).source
+    assert "--data-dir" not in card["metrics_command"] and str(data) not in card["metrics_command"]

@@ -81,7 +81,7 @@ def test_names_resolve_to_shipped_then_user_models(tmp_path):
 def test_shipped_weights_load_and_have_measured_cards(name):
     model = load_model(name)
     card = load_card(name)
-    assert card["training"]["train_size"] is None and "60000" in card["dataset"]
+    assert card["training"]["train_size"] is None and "60,000 digits" in card["dataset"]
     assert card["metrics"]["digits"] == 10_000  # measured on the full test set
     assert card["parameters"] == sum(p.numel() for p in model.parameters())
 
