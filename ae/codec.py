@@ -274,8 +274,15 @@ def compress_symbols(symbols: np.ndarray, coder: PointCoder, container: bool | N
         raise CodecError(f"At most {MAX_CONTAINER_DIGITS:,} digits fit in one container.")
     with _bounded_memory(f"encode {len(symbols):,} digits"):
         body = coder.encode_stream(symbols, trim=not container)
+    return frame(coder, body, len(symbols), container)
+
+
+def frame(coder: PointCoder, body: bytes, count: int, container: bool) -> bytes:
+    """Header and check around a coded body: the one place the framing is written. (Tests and
+    scripts/hostile_inputs.py frame crafted bodies with it: the check protects against damage,
+    not forgery, since the fingerprint comes from public weights.)"""
     if container:
-        head = bytes([_tag(coder.id, True)]) + _leb128(len(symbols))
+        head = bytes([_tag(coder.id, True)]) + _leb128(count)
         crc = zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big")
     else:
         head = bytes([_tag(coder.id, False)])

@@ -17,7 +17,6 @@ entries. Targets are printed beside the figures; they are issue 9's, not asserte
 from __future__ import annotations
 
 import argparse
-import binascii
 import io
 import json
 import os
@@ -26,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,25 +52,14 @@ TARGETS = {"app": "< 0.5 s, < 100 MB", "upload": "< 0.5 s, < 150 MB",
 # Building the inputs (parent)
 # ------------------------------------------------------------------------------------------------
 
-def leb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def crafted_container(coder, count: int, body: bytes) -> bytes:
-    from ae.codec import CONTAINER_FLAG, FORMAT_VERSION
-    head = bytes([(FORMAT_VERSION << 5) | CONTAINER_FLAG | coder.id]) + leb128(count)
-    return head + zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big") + body
+    from ae.codec import frame
+    return frame(coder, body, count, container=True)
 
 
 def crafted_single(coder, body: bytes) -> bytes:
-    from ae.codec import FORMAT_VERSION
-    head = bytes([(FORMAT_VERSION << 5) | coder.id])
-    return head + binascii.crc_hqx(coder.fingerprint + head + body, 0).to_bytes(2, "big") + body
+    from ae.codec import frame
+    return frame(coder, body, 1, container=False)
 
 
 def shortest_body(coder, count: int) -> int:

@@ -2,7 +2,6 @@
 (the header, the body's length, the index ranges) before the expensive work, with the codec's
 or the CLI's own message and no output left behind. Decoding in chunks changes no pixel."""
 import re
-import zlib
 
 import numpy as np
 import pytest
@@ -27,19 +26,9 @@ def coder(sample):
     return PointCoder(tiny_model(sample, seed=1), point_id=1, name="tiny")
 
 
-def leb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def crafted_container(coder: PointCoder, count: int, body: bytes) -> bytes:
     """A container header with a valid CRC-32 (the fingerprint is public) around any body."""
-    head = bytes([(codec.FORMAT_VERSION << 5) | codec.CONTAINER_FLAG | coder.id]) + leb128(count)
-    return head + zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big") + body
+    return codec.frame(coder, body, count, container=True)
 
 
 @pytest.fixture
