@@ -4,7 +4,7 @@
   autoencoders make of it;
 - docs/img/rd-chart.png: the Compare page's rate–distortion chart (from weights/benchmark.json).
 
-    python scripts/screenshots.py [--out docs/img]
+    python -m scripts.screenshots [--out docs/img]     # from the checkout's root
 
 It starts `streamlit run app.py` with the browser tests' helper (tests/browser_support.py: a free
 port, always stopped) on the shipped weights and the bundled sample (an empty user models folder
@@ -24,9 +24,8 @@ from pathlib import Path
 
 from PIL import Image
 
-# tests/ is not a package: the browser tests import their helper from that folder, and so does this.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from browser_support import CANVAS, CHROMIUM, FLAGS, ROOT, streamlit_server, sync_api  # noqa: E402
+# Run as a module from the root, so the browser tests' helper imports as tests.browser_support.
+from tests.browser_support import CANVAS, CHROMIUM, FLAGS, ROOT, streamlit_server, sync_api
 
 # Streamlit scrolls inside its main block, not the document, so a "full page" screenshot is the
 # viewport: make it tall enough for the whole Draw page and cut it where the page ends.
