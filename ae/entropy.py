@@ -13,9 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-MAX_SYMBOL = 127  # latents are clamped to [-127, 127]: 255 symbols per dimension
-ALPHABET = 2 * MAX_SYMBOL + 1
-TABLE_BITS = 16  # frequencies of each table row sum to 2**16
+from ae.config import ALPHABET, MAX_SYMBOL, TABLE_BITS  # noqa: F401  (the latent alphabet, shared with the receiver)
+
 MIN_LIKELIHOOD = 1e-9
 
 

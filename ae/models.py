@@ -7,14 +7,13 @@ Images are (B, 1, 28, 28) float tensors in [0, 1]; latents are (B, latent_dim).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-IMAGE_SIDE = 28
-NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE  # 784
+from ae.config import IMAGE_SIDE, NUM_PIXELS, ModelConfig  # noqa: F401  (re-exported: many modules import them from here)
+
 NUM_CLASSES = 10
 MNIST_MEAN_PIXEL = 0.1307  # the average brightness of an MNIST digit image (ink 1, background 0)
 
@@ -31,27 +30,6 @@ def start_at_mean_pixel(output_layer: nn.Module) -> None:
     Only new training is affected: loaded weights overwrite it.
     """
     nn.init.constant_(output_layer.bias, math.log(MNIST_MEAN_PIXEL / (1 - MNIST_MEAN_PIXEL)))
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    arch: str  # "ff", "cnn" or "classifier"
-    latent_dim: int = 0  # ignored by the classifier
-    hidden: int = 0  # ff: width of the hidden layers; classifier: width of the dense layer
-    channels: tuple[int, ...] = ()  # cnn / classifier: conv channels, one max-pool after each
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"channels": list(self.channels)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        d = dict(d)
-        d["channels"] = tuple(d.get("channels", ()))
-        return cls(**d)
 
 
 # The shipped architectures; `latent_dim` may be overridden (the Train page, `--latent`).

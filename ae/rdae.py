@@ -78,6 +78,41 @@ class RateDistortionAE(nn.Module):
         """Freeze the prior into the integer tables the coder uses (after training)."""
         return self.prior.update()
 
+    # --- the decoder as plain arrays, for the codec's integer decoder ----------------------------
+    def decoder_layers(self) -> list[dict]:
+        """The decoder's layers in order as plain dicts of float32 numpy arrays and settings, which
+        `ae.integer_decoder.IntegerDecoder.from_layers` turns into the integer decoder the codec
+        decodes with: "linear" (weight (out,in), bias), "relu", "unflatten" (shape (C,H,W)),
+        "conv_transpose" (weight (in,out,k,k), bias, stride, padding), "conv" (weight
+        (out,in,k,k), bias, padding; stride 1) and "flatten"."""
+        def arrays(layer) -> dict:
+            return {"weight": layer.weight.detach().cpu().float().numpy().copy(),
+                    "bias": layer.bias.detach().cpu().float().numpy().copy()}
+
+        def plain(conv) -> bool:
+            return (conv.kernel_size[0] == conv.kernel_size[1] and conv.stride[0] == conv.stride[1]
+                    and conv.padding[0] == conv.padding[1] and conv.dilation == (1, 1) and conv.groups == 1
+                    and conv.bias is not None and getattr(conv, "output_padding", (0, 0)) == (0, 0))
+
+        layers = []
+        for layer in self.decoder:
+            if isinstance(layer, nn.Linear):
+                layers.append({"kind": "linear", **arrays(layer)})
+            elif isinstance(layer, nn.ConvTranspose2d) and plain(layer):
+                layers.append({"kind": "conv_transpose", **arrays(layer), "stride": layer.stride[0],
+                               "padding": layer.padding[0]})
+            elif isinstance(layer, nn.Conv2d) and plain(layer) and layer.stride == (1, 1):
+                layers.append({"kind": "conv", **arrays(layer), "padding": layer.padding[0]})
+            elif isinstance(layer, nn.ReLU):
+                layers.append({"kind": "relu"})
+            elif isinstance(layer, nn.Unflatten):
+                layers.append({"kind": "unflatten", "shape": list(layer.unflattened_size)})
+            elif isinstance(layer, nn.Flatten):
+                layers.append({"kind": "flatten"})
+            else:
+                raise ValueError(f"the integer decoder has no counterpart of the layer {layer}")
+        return layers
+
     # --- exact decoding for the codec ----------------------------------------------------------
     def train(self, mode: bool = True):
         object.__setattr__(self, "_decoder64", None)  # weights may change: drop the float64 copy

@@ -1,0 +1,485 @@
+"""The codec's decoder in integer arithmetic: the same pixels on every CPU, thread count and GPU.
+
+After Ballé, Johnston & Minnen, "Integer networks for data compression with latent-variable
+models" (ICLR 2019): a decoder whose every operation is exact cannot disagree with itself, where
+float arithmetic rounded to 8 bits is only "identical in practice". `IntegerDecoder.from_layers`
+converts a trained decoder (`RateDistortionAE.decoder_layers()`) once, at export time:
+
+- weights: round(w * 2**s) with one power-of-two exponent s per layer, the largest that keeps
+  every |weight| <= 2**15 - 1 (int16 on disk);
+- activations: integers x standing for x * 2**-e, one exponent e per layer. After each ReLU they
+  are requantised with a right shift that rounds (its half is folded into the bias): the
+  multiplier is 1, as every scale is a power of two;
+- convolutions and transposed convolutions: one matrix product each, over K x K patches of the
+  (zero-padded, channels-last) input, every patch giving an s x s block of output pixels (s the
+  stride; a stride-1 convolution is K = k, s = 1), so no output is a sum of several products;
+- biases: int64 at the accumulator's scale;
+- output: the last layer's integer logit L (scale 2**-e). Pixel k is the k with
+  T_k <= L < T_{k+1}, T_k = ceil(2**e * logit((k - 1/2) / 255)) for k = 1..255: that is
+  round(255 * sigmoid(logit)), chosen by comparing integers. The thresholds come from `decimal`
+  (correctly rounded logarithms), so the export itself evaluates no platform-dependent function.
+
+The matrix products run in float64 BLAS on integer-valued arrays. A sum of integers is exact in
+float64, in any order and grouping (threads, SIMD, FMA, GPU), as long as every partial sum stays
+below 2**53 in magnitude. `exactness_bounds` proves that from the integer tables alone, for any
+latent symbols in [-MAX_SYMBOL, MAX_SYMBOL]: each partial sum is bounded by the sum of the
+absolute values of its terms, which interval arithmetic bounds layer by layer. It runs when the
+tables are made and again when a receiver loads them; tables that fail it are refused.
+
+The receiver reads the tables from `<point>.int.safetensors` beside the weights (`save`/`load`):
+integers only, plus a JSON description of the layers. This module imports numpy and safetensors,
+never PyTorch.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal, localcontext
+from pathlib import Path
+
+import numpy as np
+
+from ae.config import IMAGE_SIDE, MAX_SYMBOL, NUM_PIXELS
+
+FORMAT = 1
+WEIGHT_LIMIT = (1 << 15) - 1  # |integer weight| <= this: int16 on disk
+EXACT_LIMIT = float(1 << 52)  # bound every partial sum by this (< 2**53, with room for the check's own rounding)
+PIXEL_LEVELS = 255
+CHUNK_DIGITS = 64  # digits per step: the patch matrices of conv layers stay small (~7 MB)
+METADATA_KEY = "integer_decoder"
+SUFFIX = ".int.safetensors"
+
+
+class IntegerDecoderError(ValueError):
+    """Integer tables that are malformed, or that cannot be proven exact."""
+
+
+@dataclass(frozen=True)
+class IntegerLayer:
+    """One weighted layer: the input times `weight`, plus `bias`; then, in all but the last layer,
+    ReLU and a right shift by `shift`. "linear" reads (n, features). "patches" (a convolution or
+    a transposed one) reads a channels-last (n, H, W, C) input, zero-padded by `pad`, as K x K
+    patches (K = `patch`), each giving an s x s block of output pixels (s = `block`), and drops
+    `crop` rows and columns at the top and left to leave `out_shape`."""
+    kind: str  # "linear" or "patches"
+    weight: np.ndarray  # integers (in, out); patches: rows (u, v, c_in), columns (t, t', c_out)
+    bias: np.ndarray  # (out channels,) int64 at the accumulator's scale, plus the shift's rounding half
+    shift: int | None  # None for the last layer, whose outputs are the logits
+    in_shape: tuple[int, ...] = ()  # patches: (H, W, C_in)
+    patch: int = 1
+    pad: int = 0
+    block: int = 1
+    crop: int = 0
+    out_shape: tuple[int, ...] = ()  # patches: (H_out, W_out, C_out); linear: (features,)
+
+    def anchors(self) -> tuple[int, int]:
+        h, w, _ = self.in_shape
+        return h + 2 * self.pad - self.patch + 1, w + 2 * self.pad - self.patch + 1
+
+    def column_bias(self) -> np.ndarray:
+        return np.tile(self.bias, self.block ** 2) if self.kind == "patches" else self.bias
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "shift": self.shift, "in_shape": list(self.in_shape), "patch": self.patch,
+                "pad": self.pad, "block": self.block, "crop": self.crop, "out_shape": list(self.out_shape)}
+
+
+@dataclass
+class IntegerDecoder:
+    layers: list[IntegerLayer]
+    logit_exponent: int  # the last layer's output L stands for the logit L * 2**-logit_exponent
+    thresholds: np.ndarray = field(repr=False)  # (255,) int64, ascending: pixel k iff T_k <= L < T_{k+1}
+
+    def __post_init__(self):
+        self._check_shapes()
+        self.bounds = exactness_bounds(self.layers)  # raises unless every sum is provably exact
+        # float64 copies of the integer tables for BLAS (exact: every value is below 2**53).
+        self._weights = [_prepared(layer).astype(np.float64) for layer in self.layers]
+        self._biases = [layer.column_bias().astype(np.float64) for layer in self.layers]
+
+    @property
+    def latent_dim(self) -> int:
+        return self.layers[0].weight.shape[0]
+
+    # -- decoding ------------------------------------------------------------------------------
+    def logits(self, symbols: np.ndarray) -> np.ndarray:
+        """(n, D) integer symbols in [-MAX_SYMBOL, MAX_SYMBOL] -> (n, 784) int64 logits, row-major
+        pixels, each standing for L * 2**-logit_exponent."""
+        symbols = np.asarray(symbols)
+        if symbols.ndim != 2 or symbols.shape[1] != self.latent_dim or symbols.dtype.kind not in "iu":
+            raise IntegerDecoderError(f"expected (n, {self.latent_dim}) integer symbols, got {symbols.dtype} {symbols.shape}")
+        if symbols.size and np.abs(symbols.astype(np.int64)).max() > MAX_SYMBOL:
+            raise IntegerDecoderError(f"symbols must lie in [-{MAX_SYMBOL}, {MAX_SYMBOL}]")
+        out = np.empty((len(symbols), NUM_PIXELS), dtype=np.int64)
+        for start in range(0, len(symbols), CHUNK_DIGITS):
+            out[start:start + CHUNK_DIGITS] = self._logits(symbols[start:start + CHUNK_DIGITS])
+        return out
+
+    def pixels(self, symbols: np.ndarray) -> np.ndarray:
+        """(n, D) symbols -> (n, 28, 28) uint8 pixels, round(255 * sigmoid(logit)) found by
+        comparing the integer logits with the integer thresholds."""
+        levels = np.searchsorted(self.thresholds, self.logits(symbols), side="right")
+        return levels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+    def _logits(self, symbols: np.ndarray) -> np.ndarray:
+        x = symbols.astype(np.int64)
+        for layer, weight, bias in zip(self.layers, self._weights, self._biases):
+            x = _apply(layer, x.astype(np.float64), weight, bias).astype(np.int64)  # exact integers
+            if layer.shift is not None:
+                x = np.maximum(x, 0) >> layer.shift  # ReLU, then requantise (the rounding half is in the bias)
+        if x.ndim == 4:  # channels-last (n, H, W, C) -> PyTorch's (C, H, W) flattening
+            x = x.transpose(0, 3, 1, 2)
+        return x.reshape(len(x), -1)
+
+    # -- conversion ------------------------------------------------------------------------------
+    @classmethod
+    def from_layers(cls, float_layers: list[dict]) -> IntegerDecoder:
+        """Integer tables from a float decoder (`RateDistortionAE.decoder_layers()`): each
+        layer's weight exponent from its largest weight, each activation exponent the largest
+        whose next layer still provably sums below 2**53. Deterministic in the float32 weights:
+        scaling by powers of two and rounding to integers are exact in float64."""
+        plan = _plan(float_layers)
+        for margin in range(1, 12):  # room for the rounding halves, not known while choosing
+            layers, exponent = _quantise(plan, EXACT_LIMIT / 2 ** margin)
+            try:
+                return cls(layers, exponent, pixel_thresholds(exponent))
+            except IntegerDecoderError:
+                continue
+        raise IntegerDecoderError("no choice of scales keeps this decoder's sums below 2**53")
+
+    # -- storage --------------------------------------------------------------------------------
+    def tensors(self) -> dict[str, np.ndarray]:
+        out = {"thresholds": np.ascontiguousarray(self.thresholds, dtype=np.int64)}
+        for i, layer in enumerate(self.layers):
+            out[f"{i}.weight"] = np.ascontiguousarray(layer.weight)
+            out[f"{i}.bias"] = np.ascontiguousarray(layer.bias, dtype=np.int64)
+        return out
+
+    def description(self) -> dict:
+        return {"format": FORMAT, "logit_exponent": self.logit_exponent,
+                "layers": [layer.describe() for layer in self.layers]}
+
+    def to_bytes(self, weights_sha256: str) -> bytes:
+        """The tables as a safetensors file, naming the sha256 of the float weights they came from."""
+        from safetensors.numpy import save
+
+        meta = self.description() | {"weights_sha256": weights_sha256}
+        # One metadata entry: safetensors orders several at random, and these bytes must not change.
+        return save(self.tensors(), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> tuple[IntegerDecoder, str]:
+        """(decoder, sha256 of the float weights it was made from) from `to_bytes`' output.
+        IntegerDecoderError on anything malformed or not provably exact."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        try:
+            tensors = load(bytes(data))
+            header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+            meta = json.loads(header["__metadata__"][METADATA_KEY])
+            if meta.get("format") != FORMAT:
+                raise IntegerDecoderError(f"integer tables of format {meta.get('format')!r}, not {FORMAT}")
+            layers = []
+            for i, d in enumerate(meta["layers"]):
+                weight, bias = tensors[f"{i}.weight"], tensors[f"{i}.bias"]
+                if weight.dtype.kind != "i" or bias.dtype != np.int64:
+                    raise IntegerDecoderError(f"layer {i} holds {weight.dtype} and {bias.dtype}, not integers")
+                shift = None if d["shift"] is None else int(d["shift"])
+                layers.append(IntegerLayer(str(d["kind"]), weight, bias, shift, _ints(d["in_shape"]), int(d["patch"]),
+                                           int(d["pad"]), int(d["block"]), int(d["crop"]), _ints(d["out_shape"])))
+            return cls(layers, int(meta["logit_exponent"]), tensors["thresholds"]), str(meta["weights_sha256"])
+        except IntegerDecoderError:
+            raise
+        except (SafetensorError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise IntegerDecoderError(f"not integer decoder tables ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+    def _check_shapes(self) -> None:
+        if not self.layers or self.layers[0].kind != "linear":
+            raise IntegerDecoderError("the first layer must be linear (it reads the latent symbols)")
+        features = self.layers[0].weight.shape[0]
+        previous: IntegerLayer | None = None
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            if (layer.shift is None) != last or (layer.shift is not None and not 0 <= layer.shift < 63):
+                raise IntegerDecoderError(f"layer {i}: every layer but the last needs a shift in [0, 63)")
+            if layer.bias.ndim != 1 or layer.weight.ndim != 2:
+                raise IntegerDecoderError(f"layer {i} has weights or biases of the wrong rank")
+            c_out = len(layer.bias)
+            if layer.kind == "linear":
+                ok = (previous is None or previous.kind == "linear") and layer.weight.shape == (features, c_out) \
+                    and layer.out_shape == (c_out,)
+            elif layer.kind == "patches":
+                (h, w, c), k, s = (layer.in_shape + (0, 0, 0))[:3], layer.patch, layer.block
+                a, b = layer.anchors() if len(layer.in_shape) == 3 else (0, 0)
+                ho, wo, co = (layer.out_shape + (0, 0, 0))[:3]
+                ok = (len(layer.in_shape) == 3 and len(layer.out_shape) == 3 and h * w * c == features and c >= 1
+                      and (previous.kind == "linear" or previous.out_shape == layer.in_shape)
+                      and k >= 1 and s >= 1 and layer.pad >= 0 and layer.crop >= 0 and a >= 1 and b >= 1
+                      and co == c_out and layer.crop + ho <= a * s and layer.crop + wo <= b * s and ho >= 1 and wo >= 1
+                      and layer.weight.shape == (k * k * c, s * s * c_out))
+            else:
+                raise IntegerDecoderError(f"layer {i} is of unknown kind {layer.kind!r}")
+            if not ok:
+                raise IntegerDecoderError(f"layer {i} ({layer.kind}) has inconsistent shapes")
+            features, previous = int(np.prod(layer.out_shape)), layer
+        if features != NUM_PIXELS:
+            raise IntegerDecoderError(f"the decoder draws {features} pixels, not {NUM_PIXELS}")
+        t = self.thresholds
+        if t.shape != (PIXEL_LEVELS,) or t.dtype != np.int64 or np.any(np.diff(t) <= 0):
+            raise IntegerDecoderError("the pixel thresholds are not 255 ascending int64 values")
+
+
+def _ints(values) -> tuple[int, ...]:
+    return tuple(int(n) for n in values)
+
+
+# ----------------------------------------------------------------------------------------------
+# The arithmetic (integer values in float64 arrays: exact, by exactness_bounds)
+# ----------------------------------------------------------------------------------------------
+
+def _by_taps(layer: IntegerLayer) -> bool:
+    """A stride-1 convolution with fewer output than input channels (the decoder's last layer)
+    is cheaper as one product per input pixel and k*k shifted sums than as patches."""
+    return layer.kind == "patches" and layer.block == 1 and len(layer.bias) < layer.in_shape[2]
+
+
+def _prepared(layer: IntegerLayer) -> np.ndarray:
+    """The weights as `_apply` multiplies them: (K*K*C_in, C_out) patch rows regrouped as
+    (C_in, K*K*C_out) tap columns for `_by_taps` layers, unchanged otherwise."""
+    if not _by_taps(layer):
+        return layer.weight
+    k, c_in, c_out = layer.patch, layer.in_shape[2], len(layer.bias)
+    return layer.weight.reshape(k, k, c_in, c_out).transpose(2, 0, 1, 3).reshape(c_in, k * k * c_out)
+
+
+def _apply(layer: IntegerLayer, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """One layer's sums (before ReLU and shift) for float64 integer-valued inputs. Every output is
+    the sum of the terms `_column_sums` bounds, in some order: exact, whatever the order."""
+    n = len(x)
+    if layer.kind == "linear":
+        return x.reshape(n, -1) @ weight + bias
+    (h, w, c), k, q, s, c_out = layer.in_shape, layer.patch, layer.pad, layer.block, len(layer.bias)
+    x = x.reshape(n, h, w, c)  # a linear layer's outputs are already in (H, W, C) order
+    a, b = layer.anchors()
+    if _by_taps(layer):  # output (y, x) = sum of tap (u, v) of input (y+u-pad, x+v-pad)
+        taps = (x.reshape(n * h * w, c) @ weight).reshape(n, h, w, k, k, c_out)
+        out = np.broadcast_to(bias, (n, a, b, c_out)).copy()
+        for u in range(k):
+            for v in range(k):
+                y0, y1 = max(0, q - u), min(a, h + q - u)
+                x0, x1 = max(0, q - v), min(b, w + q - v)
+                out[:, y0:y1, x0:x1] += taps[:, y0 + u - q:y1 + u - q, x0 + v - q:x1 + v - q, u, v]
+    else:
+        if q:
+            padded = np.zeros((n, h + 2 * q, w + 2 * q, c))
+            padded[:, q:q + h, q:q + w] = x
+            x = padded
+        patches = np.empty((n, a, b, k, k, c))
+        for u in range(k):
+            for v in range(k):
+                patches[:, :, :, u, v] = x[:, u:u + a, v:v + b]
+        out = (patches.reshape(n * a * b, k * k * c) @ weight + bias).reshape(n, a, b, s, s, c_out)
+        out = out.transpose(0, 1, 3, 2, 4, 5).reshape(n, a * s, b * s, c_out)  # each patch's s x s block in place
+    ho, wo, _ = layer.out_shape
+    return out[:, layer.crop:layer.crop + ho, layer.crop:layer.crop + wo]
+
+
+def _column_sums(layer: IntegerLayer, bound_in: np.ndarray) -> np.ndarray:
+    """For each output column: the sum of |weight| * (bound on |input|) over its rows, plus
+    |bias|, bounding every partial sum of that column. `bound_in` is per input feature (linear)
+    or per input channel (patches)."""
+    magnitude = np.abs(layer.weight.astype(np.float64))
+    if layer.kind == "patches":
+        bound_in = np.tile(bound_in, layer.patch ** 2)  # rows (u, v, c_in)
+    return bound_in @ magnitude + np.abs(layer.column_bias().astype(np.float64))
+
+
+def _next_inputs(sums: np.ndarray, shift: int, next_layer: IntegerLayer) -> np.ndarray:
+    """Bounds on the next layer's inputs, ReLU(sum) >> shift: raised by 2**-30 (more than the
+    float64 error of `sums` for any fan-in below 2**23) and rounded up; per channel when the next
+    layer reads patches (columns and features are ordered with the channel last)."""
+    bound = np.ceil(sums * (1 + 2.0 ** -30) * 2.0 ** -shift) + 1
+    return bound.reshape(-1, next_layer.in_shape[2]).max(0) if next_layer.kind == "patches" else bound
+
+
+def exactness_bounds(layers: list[IntegerLayer], max_symbol: int = MAX_SYMBOL) -> list[float]:
+    """For each layer, a bound on |every partial sum| of its products, for any symbols in
+    [-max_symbol, max_symbol]; IntegerDecoderError when one reaches EXACT_LIMIT (2**52). The
+    bounds are sums of non-negative float64 terms, each within a relative (n + 2) * 2**-53 of the
+    exact value: below 2**52 computed means below 2**53 exactly."""
+    bound_in = np.full(layers[0].weight.shape[0], float(max_symbol))
+    found = []
+    for i, layer in enumerate(layers):
+        sums = _column_sums(layer, bound_in)
+        worst = float(sums.max()) if sums.size else 0.0
+        if not np.isfinite(worst) or worst >= EXACT_LIMIT:
+            raise IntegerDecoderError(f"layer {i}: a partial sum may reach {worst:.3g}, beyond 2**52: not provably exact")
+        found.append(worst)
+        if layer.shift is not None:
+            bound_in = _next_inputs(sums, layer.shift, layers[i + 1])
+    return found
+
+
+# ----------------------------------------------------------------------------------------------
+# Conversion from float weights
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class _FloatLayer:
+    geometry: IntegerLayer  # kind and shapes, with float64 weight and bias in the integer layout
+    relu: bool = False
+
+
+def _plan(float_layers: list[dict]) -> list[_FloatLayer]:
+    """The decoder as weighted layers in the integer decoder's layouts: an Unflatten becomes a
+    permutation of the preceding linear layer's outputs into channels-last order, a ReLU a flag
+    on the layer before it, a convolution a patch matrix."""
+    plan: list[_FloatLayer] = []
+    shape: tuple[int, ...] | None = None  # channels-last (H, W, C) after an unflatten
+    for d in float_layers:
+        kind = d["kind"]
+        if kind == "relu":
+            if not plan or plan[-1].relu:
+                raise IntegerDecoderError("a ReLU must follow a weighted layer")
+            plan[-1].relu = True
+            continue
+        if kind == "flatten":
+            continue  # IntegerDecoder._logits flattens the output in PyTorch's order
+        if kind == "unflatten":
+            c, h, w = (int(n) for n in d["shape"])
+            last = plan[-1].geometry if plan else None
+            if last is None or last.kind != "linear" or last.weight.shape[1] != c * h * w:
+                raise IntegerDecoderError("an unflatten must follow a linear layer of C*H*W outputs")
+            order = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)  # (H,W,C) <- (C,H,W)
+            plan[-1].geometry = IntegerLayer("linear", last.weight[:, order], last.bias[order], None,
+                                             out_shape=last.out_shape)
+            shape = (h, w, c)
+            continue
+        weight, bias = np.asarray(d["weight"], np.float64), np.asarray(d["bias"], np.float64)
+        if kind == "linear":
+            if shape is not None:
+                raise IntegerDecoderError("a linear layer after a convolution is not supported")
+            geometry = IntegerLayer("linear", weight.T, bias, None, out_shape=(len(bias),))
+        elif kind in ("conv", "conv_transpose"):
+            if shape is None:
+                raise IntegerDecoderError("a convolution needs an unflatten before it")
+            geometry = _conv_patches(kind, weight, bias, int(d.get("stride", 1)), int(d["padding"]), shape)
+            shape = geometry.out_shape
+        else:
+            raise IntegerDecoderError(f"unknown decoder layer {kind!r}")
+        plan.append(_FloatLayer(geometry))
+    if not plan or plan[-1].relu or not all(layer.relu for layer in plan[:-1]):
+        raise IntegerDecoderError("every layer but the last must end in a ReLU, and the last (the logits) must not")
+    return plan
+
+
+def _conv_patches(kind: str, weight: np.ndarray, bias: np.ndarray, stride: int, padding: int,
+                  shape: tuple[int, ...]) -> IntegerLayer:
+    """A PyTorch convolution (weight (out, in, k, k), stride 1) or transposed convolution
+    (weight (in, out, k, k)) as one product over patches of its channels-last input."""
+    h, w, c = shape
+    if kind == "conv":
+        c_out, c_in, k, _ = weight.shape
+        if stride != 1 or c_in != c:
+            raise IntegerDecoderError(f"a convolution of stride {stride} and {c_in} input channels after {c}")
+        # output (y, x) = sum over (u, v) of input (y+u-pad, x+v-pad): patch rows (u, v, c_in)
+        matrix = weight.transpose(2, 3, 1, 0).reshape(k * k * c_in, c_out)
+        return IntegerLayer("patches", matrix, bias, None, shape, k, padding, 1, 0,
+                            (h + 2 * padding - k + 1, w + 2 * padding - k + 1, c_out))
+    c_in, c_out, k, _ = weight.shape
+    if c_in != c:
+        raise IntegerDecoderError(f"a transposed convolution of {c_in} input channels after {c}")
+    # Input i adds tap u to "full" output row s*i + u (PyTorch's output is that, less `padding`
+    # rows at each end). With patches of K = ceil(k/s) inputs ending at input a (zero-padded by
+    # K-1), full rows s*a + t (t < s) are complete sums: input a-(K-1)+d contributes tap
+    # u = s*(K-1-d) + t, when u < k.
+    s, patch = stride, -(-k // stride)
+    matrix = np.zeros((patch, patch, c_in, s, s, c_out))
+    for d in range(patch):
+        for t in range(s):
+            u = s * (patch - 1 - d) + t
+            for e in range(patch):
+                for t2 in range(s):
+                    v = s * (patch - 1 - e) + t2
+                    if u < k and v < k:
+                        matrix[d, e, :, t, t2, :] = weight[:, :, u, v]
+    side = lambda n: (n - 1) * s + k - 2 * padding  # noqa: E731  (PyTorch's output size)
+    return IntegerLayer("patches", matrix.reshape(patch * patch * c_in, s * s * c_out), bias, None, shape,
+                        patch, patch - 1, s, padding, (side(h), side(w), c_out))
+
+
+def weight_exponent(weight: np.ndarray) -> int:
+    """The largest s with every |round(w * 2**s)| <= WEIGHT_LIMIT."""
+    top = float(np.abs(weight).max()) if weight.size else 0.0
+    if top == 0.0:
+        return 0
+    s = int(np.floor(np.log2(WEIGHT_LIMIT / top)))
+    while np.abs(np.rint(weight * 2.0 ** s)).max() > WEIGHT_LIMIT:
+        s -= 1
+    while np.abs(np.rint(weight * 2.0 ** (s + 1))).max() <= WEIGHT_LIMIT:
+        s += 1
+    return s
+
+
+def _with(geometry: IntegerLayer, weight: np.ndarray, bias: np.ndarray, shift: int | None) -> IntegerLayer:
+    g = geometry
+    return IntegerLayer(g.kind, weight, bias, shift, g.in_shape, g.patch, g.pad, g.block, g.crop, g.out_shape)
+
+
+def _quantise(plan: list[_FloatLayer], limit: float) -> tuple[list[IntegerLayer], int]:
+    """(integer layers, logit exponent), the activation exponents chosen so that every layer's
+    sums stay below `limit` before the rounding halves, which the caller's proof includes."""
+    exponents = [weight_exponent(layer.geometry.weight) for layer in plan]
+    weights = [np.rint(layer.geometry.weight * 2.0 ** s).astype(np.int16) for layer, s in zip(plan, exponents)]
+
+    def integer_bias(i: int, e_acc: int) -> np.ndarray:
+        return np.rint(plan[i].geometry.bias * 2.0 ** e_acc).astype(np.int64)
+
+    layers: list[IntegerLayer] = []
+    e_in = 0  # the symbols are integers
+    bound_in = np.full(weights[0].shape[0], float(MAX_SYMBOL))
+    for i, layer in enumerate(plan):
+        e_acc = e_in + exponents[i]
+        here = _with(layer.geometry, weights[i], integer_bias(i, e_acc), None)
+        if i == len(plan) - 1:
+            return layers + [here], e_acc
+        # The finest output scale (at most the sum's own) whose next layer sums below the limit.
+        sums = _column_sums(here, bound_in)
+        for e_out in range(e_acc, e_acc - 256, -1):
+            shift = e_acc - e_out
+            nxt = _with(plan[i + 1].geometry, weights[i + 1], integer_bias(i + 1, e_out + exponents[i + 1]), None)
+            out_bound = _next_inputs(sums, shift, nxt)
+            if _column_sums(nxt, out_bound).max() < limit:
+                break
+        else:
+            raise IntegerDecoderError(f"layer {i + 1}: no activation scale keeps its sums below 2**52")
+        half = (1 << (shift - 1)) if shift > 0 else 0
+        layers.append(_with(layer.geometry, weights[i], here.bias + half, shift))
+        bound_in, e_in = out_bound, e_out
+    raise AssertionError("unreachable: the last layer returns")
+
+
+def pixel_thresholds(exponent: int) -> np.ndarray:
+    """T_k = ceil(2**exponent * ln((k - 1/2) / (255 - (k - 1/2)))) for k = 1..255, as int64: the
+    least logit at which round(255 * sigmoid) reaches k. Computed with 60-digit decimals, whose
+    logarithm is correctly rounded: the same integers on every machine."""
+    out = []
+    with localcontext() as ctx:
+        ctx.prec = 60
+        scale = Decimal(2) ** exponent
+        for k in range(1, PIXEL_LEVELS + 1):
+            value = (Decimal(2 * k - 1) / Decimal(2 * PIXEL_LEVELS - 2 * k + 1)).ln() * scale
+            ceiling = value.to_integral_value(rounding=ROUND_CEILING)
+            # The ceiling is exact unless the value lies within the decimals' error of an
+            # integer, which happens only at k = 128, where the logit is exactly 0.
+            if value != ceiling and ceiling - value < Decimal(10) ** -20 * max(abs(value), 1):
+                raise IntegerDecoderError(f"pixel threshold {k} at exponent {exponent} is too close to an integer")
+            out.append(int(ceiling))
+    return np.array(out, dtype=np.int64)
+
+
+def tables_path(weights: Path) -> Path:
+    """rd-q1.safetensors -> rd-q1.int.safetensors, beside it."""
+    weights = Path(weights)
+    return weights.with_name(weights.stem + SUFFIX)
