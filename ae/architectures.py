@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from ae.config import ARCHITECTURE_NAMES
 from ae.models import ConvAE, DigitClassifier, FeedforwardAE, ModelConfig
 from ae.rdae import ConvRateDistortionAE, HybridRateDistortionAE, RateDistortionAE
 
@@ -16,6 +17,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "rdcnn": ConvRateDistortionAE,
     "rdhybrid": HybridRateDistortionAE,
 }
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "ae.config.ARCHITECTURE_NAMES names the cards' architectures"
 
 
 def build_model(config: ModelConfig | dict) -> nn.Module:

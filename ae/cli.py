@@ -134,9 +134,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
+    # The receiver: numpy, constriction and Pillow, never PyTorch (tests/test_receiver.py).
     from ae.codec import open_payload
     from ae.files import write_png_folder
-    from ae.sizes import png_encode
+    from ae.images import from_uint8
+    from ae.png import png_encode
 
     src = Path(args.payload)
     try:
@@ -151,12 +153,12 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         if out.suffix.lower() == ".png":
             if reader.count != 1:
                 raise AEError(f"The payload holds {reader.count:,} digits: give a folder for -o, not one PNG file.")
-            atomic_write_bytes(out, png_encode(next(reader.chunks()).images[0]))
+            atomic_write_bytes(out, png_encode(from_uint8(next(reader.chunks()).pixels[0])))
         else:
             if out.exists() and not out.is_dir():
                 raise AEError(f"{out} exists and is not a folder.")
             # Chunk by chunk: memory stays one chunk's worth, and an error leaves no partial output.
-            write_png_folder(out, (image for part in reader.chunks() for image in part.images), reader.count)
+            write_png_folder(out, (from_uint8(pixels) for part in reader.chunks() for pixels in part.pixels), reader.count)
     except OSError as exc:
         raise AEError(f"Cannot write {out}: {exc.strerror or exc}.") from None
     except MemoryError:
@@ -216,6 +218,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         for p in points:
             metrics, label = point_card_figures(results, p.name)
             record_metrics(p.name, metrics, data.source, command, label=label)
+    return 0
+
+
+def cmd_export_integer(args: argparse.Namespace) -> int:
+    """Write each codec point's integer decoder tables (NAME.int.safetensors) and note them in its card."""
+    from ae.integer_decoder import IntegerDecoderError, export_tables
+
+    for name in args.points:
+        try:
+            out = export_tables(name)
+        except IntegerDecoderError as exc:
+            raise AEError(f"Cannot export the integer decoder of {name}: {exc}") from None
+        print(f"{out} ({out.stat().st_size:,} bytes)")
     return 0
 
 
@@ -338,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", metavar="JSON", help="print a saved benchmark JSON as a Markdown table and exit")
     p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
     p.set_defaults(func=cmd_benchmark)
+
+    p = sub.add_parser("export-integer", help="write codec points' integer decoder tables (what receivers decode with)")
+    p.add_argument("points", nargs="+", help="codec weights names or paths, e.g. rd-q1")
+    p.set_defaults(func=cmd_export_integer)
 
     p = sub.add_parser("half", help="store weights files as float16 (half the size); their cards lose the old figures")
     p.add_argument("weights", nargs="+", help="weights names or paths, e.g. rd-q1")

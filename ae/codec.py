@@ -10,7 +10,8 @@ Payload formats (all integers big-endian):
 The CRC covers a fingerprint of the model (8 bytes of a sha256 over its weights and tables),
 the header bytes before it and the body, so a payload made by another model, even one with the
 same id, fails the check. The body is constriction's range-coder output for the latent symbols
-(per latent dimension, one integer frequency table stored with the weights), cut to the
+(per latent dimension, one integer frequency table stored with the weights, rescaled in integers
+to the coder's 24-bit table, `coder_table`, which the coder's models hold exactly), cut to the
 shortest byte prefix that still decodes to the same symbols when zero-padded to whole 32-bit
 words. That cut is deterministic and the decoder re-encodes what it decoded and insists on the
 same bytes, so every payload has exactly one valid form. A container codes all its digits in
@@ -27,6 +28,11 @@ a container whose body is too short to hold its count (each digit takes at least
 canonical check runs over the whole body before the first image is reconstructed, so nothing
 is ever returned from a payload that turns out invalid.
 
+The pixels come from the point's integer decoder (`ae.integer_decoder`): integer arithmetic,
+so the sender's preview and every receiver, on any CPU, thread count or GPU, get the same bytes.
+Receiving imports no PyTorch: a point's coder is built from its files with numpy
+(`PointCoder.from_files`); only the sender's encoder (`PointCoder.symbols`) loads the float model.
+
 Every size the project reports is `len(payload)`, header included.
 """
 from __future__ import annotations
@@ -38,16 +44,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import constriction
 import numpy as np
-import torch
 
-from ae.entropy import MAX_SYMBOL
+from ae.config import ALPHABET, MAX_SYMBOL, TABLE_BITS
 from ae.errors import AEError, WeightsError
-from ae.images import NotDigitImages, as_digit_array, as_image_batch as images_as_batch
+from ae.images import NotDigitImages, as_digit_array, as_image_batch as images_as_batch, from_uint8
+from ae.integer_decoder import IntegerDecoder, IntegerDecoderError, tables_path
 from ae.registry import OperatingPoint, operating_points
-from ae.weights import load_model
+from ae.weights import MAX_WEIGHTS_BYTES, load_arrays, load_model
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_VERSION = 1
 SINGLE_HEADER_BYTES = 3
@@ -59,10 +69,9 @@ CHUNK_DIGITS = 1024  # digits per chunk of a container's symbol order (and per d
 FINGERPRINT_BYTES = 8
 TRIM_SEARCH_BYTES = 8  # at most this many trailing bytes are trimmed
 # A range coder's output can fall short of the symbols' information content by at most its
-# 64-bit state; 96 bits leave a margin. constriction's 24-bit quantisation of the tables can
-# raise a probability by ~A/2**24 < 2**-16, hence the 2**-15 added to the top frequency.
+# 64-bit state; 96 bits leave a margin.
 TERMINATION_SLACK_BITS = 96
-QUANTISATION_SLACK = 2.0 ** -15
+CODER_PRECISION = 24  # bits of the fixed-point tables of constriction's default range coder
 
 
 class CodecError(AEError):
@@ -71,10 +80,17 @@ class CodecError(AEError):
 
 @dataclass
 class Decoded:
-    images: torch.Tensor  # (N,1,28,28) float32 on the 8-bit grid
+    pixels: np.ndarray  # (N,28,28) uint8, the integer decoder's output
     point: str
-    symbols: torch.Tensor  # (N,D) int32, the decoded latents
+    symbols: np.ndarray  # (N,D) int32, the decoded latents
     start: int = 0  # index of the first digit (a chunk of `PayloadReader.chunks`)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """(N,1,28,28) float32 tensor, pixels / 255: for the sender's side (imports PyTorch)."""
+        import torch
+
+        return from_uint8(torch.from_numpy(self.pixels[:, None]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,45 +109,131 @@ def find_point(name_or_quality: str | int, family: str = "rd") -> OperatingPoint
 
 
 # ----------------------------------------------------------------------------------------------
-# A loaded operating point: model + integer tables + constriction models
+# The coder's tables: integers all the way into constriction
+# ----------------------------------------------------------------------------------------------
+
+def coder_table(frequencies: np.ndarray) -> np.ndarray:
+    """(D, A) frequencies, each >= 1, rows summing to 2**TABLE_BITS -> (D, A) int64 probabilities
+    of the range coder, rows summing to 2**CODER_PRECISION: each symbol gets 1 plus its share of
+    the other 2**24 - A, rounded down cumulatively (left edge of symbol k:
+    floor(C_k * (2**24 - A) / 2**TABLE_BITS) + k, C_k the frequencies before k). That is the
+    rescaling constriction 0.5 applies to these integers given as floats, which it computes
+    exactly (every product is an integer below 2**53), so payloads keep their bytes; here it is
+    integer arithmetic, whatever a constriction version does with floats."""
+    f = np.asarray(frequencies, dtype=np.int64)
+    cumulative = np.concatenate([np.zeros((len(f), 1), np.int64), np.cumsum(f, axis=1)], axis=1)
+    left = ((cumulative * ((1 << CODER_PRECISION) - f.shape[1])) >> TABLE_BITS) + np.arange(f.shape[1] + 1)
+    return np.diff(left, axis=1)
+
+
+def categorical(probabilities: np.ndarray):
+    """A constriction model whose fixed-point table is exactly `probabilities` (a `coder_table`
+    row). Its fast quantisation gives symbol k the left edge floor(c_k * scale) + k, with c_k the
+    sum of the floats before k and scale = (2**24 - A) / (sum of the floats). Given the integers
+    probabilities - 1 as floats, that sum is 2**24 - A, the scale exactly 1, every partial sum an
+    exact float64 integer, and so each left edge the integers' own: constriction takes the table
+    over unchanged (tests/test_codec.py reads it back symbol by symbol through the decoder)."""
+    return constriction.stream.model.Categorical((np.asarray(probabilities) - 1).astype(np.float64), perfect=False)
+
+
+def fingerprint_of(state: dict[str, np.ndarray]) -> bytes:
+    """8 bytes of the sha256 over a model's tensors (name, then bytes), in name order: float32
+    weights as a loaded model holds them, whatever the file stores."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(state[key]).tobytes())
+    return digest.digest()[:FINGERPRINT_BYTES]
+
+
+# ----------------------------------------------------------------------------------------------
+# A loaded operating point: integer tables + constriction models + integer decoder (+ the model)
 # ----------------------------------------------------------------------------------------------
 
 class PointCoder:
-    """Everything needed to code with one model. Built from a loaded model, so tests can code
-    with a model that exists only in memory."""
+    """Everything needed to code with one model: its integer probability tables, the range
+    coder's models, its fingerprint and its integer decoder. Built from a loaded model, so tests
+    can code with a model that exists only in memory; or, without PyTorch, from a point's files
+    (`from_files`), which loads the float model only when the sender's encoder needs it."""
 
     def __init__(self, model: torch.nn.Module, point_id: int, name: str):
         if not hasattr(model, "prior") or not model.prior.ready:
             raise CodecError(f"{name} has no integer probability tables: run its update() step first.")
+        state = {key: tensor.detach().cpu().contiguous().numpy() for key, tensor in model.state_dict().items()}
+        try:
+            decoder = IntegerDecoder.from_layers(model.decoder_layers())
+        except (IntegerDecoderError, ValueError) as exc:
+            raise CodecError(f"{name}'s decoder has no integer form: {exc}") from None
+        self._set_tables(point_id, name, state, decoder)
+        self._model, self._model_path = model.eval(), None
+
+    @classmethod
+    def from_files(cls, point: OperatingPoint) -> PointCoder:
+        """The coder of a shipped point from its weights file (read with numpy: tables and
+        fingerprint) and its integer decoder file, without PyTorch."""
+        try:
+            state, card = load_arrays(point.path)
+        except WeightsError as exc:
+            raise CodecError(f"Cannot load operating point {point.name}: {exc}") from None
+        if not np.any(state.get("prior.frequencies", 0)):
+            raise CodecError(f"{point.name} has no integer probability tables: run its update() step first.")
+        coder = cls.__new__(cls)
+        coder._set_tables(point.id, point.name, state, _integer_decoder_of(point, card))
+        coder._model, coder._model_path = None, point.path
+        return coder
+
+    def _set_tables(self, point_id: int, name: str, state: dict[str, np.ndarray], decoder: IntegerDecoder) -> None:
         if not 0 <= point_id <= MAX_POINT_ID:
             raise CodecError(f"operating-point id {point_id} does not fit the header (0-{MAX_POINT_ID}).")
-        self.model = model.eval()
         self.id, self.name = point_id, name
-        self.frequencies = model.prior.frequencies.detach().cpu().numpy().astype(np.int64)  # (D, A)
-        self.dims = self.frequencies.shape[0]
-        # constriction rescales the integer rows itself; the float64 values are exact copies of
-        # the integers, so every machine builds the same quantised model.
-        self.categoricals = [constriction.stream.model.Categorical(row.astype(np.float64), perfect=False)
-                             for row in self.frequencies]
-        digest = hashlib.sha256()
-        for key, tensor in sorted(model.state_dict().items()):
-            digest.update(key.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        self.fingerprint = digest.digest()[:FINGERPRINT_BYTES]
+        self.frequencies = np.asarray(state["prior.frequencies"]).astype(np.int64)  # (D, A)
+        self.dims = len(self.frequencies)
+        if (self.frequencies.shape != (self.dims, ALPHABET) or self.frequencies.min() < 1
+                or np.any(self.frequencies.sum(1) != 1 << TABLE_BITS) or decoder.latent_dim != self.dims):
+            raise CodecError(f"{name}'s integer tables are malformed (each row: {ALPHABET} frequencies >= 1 "
+                             f"summing to 2**{TABLE_BITS}, one per latent of its decoder).")
+        self.table = coder_table(self.frequencies)  # (D, A), rows summing to 2**CODER_PRECISION
+        self.categoricals = [categorical(row) for row in self.table]
+        self.fingerprint = fingerprint_of(state)
+        self.decoder = decoder
         # The fewest bits any digit can take: every dimension at its most probable symbol.
-        top = self.frequencies.max(1) / self.frequencies.sum(1) + QUANTISATION_SLACK
-        self.min_bits_per_digit = max(float(-np.log2(np.minimum(top, 1.0)).sum()), 1e-3)
+        top = self.table.max(1) / float(1 << CODER_PRECISION)
+        self.min_bits_per_digit = max(float(-np.log2(top).sum()), 1e-3)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The float model (PyTorch): the sender's encoder. Loaded on first use by a coder made
+        with `from_files`, and refused unless it is the model of these tables."""
+        if self._model is None:
+            try:
+                model = load_model(self._model_path)
+            except WeightsError as exc:
+                raise CodecError(f"Cannot load operating point {self.name}: {exc}") from None
+            state = {key: tensor.detach().contiguous().numpy() for key, tensor in model.state_dict().items()}
+            if fingerprint_of(state) != self.fingerprint:
+                raise CodecError(f"The weights of {self.name} changed since it was loaded: load it again.")
+            self._model = model
+        return self._model
 
     # -- latents <-> symbols ----------------------------------------------------------------
-    @torch.no_grad()
     def symbols(self, images: torch.Tensor) -> np.ndarray:
         """(N,1,28,28) -> (N,D) int32 symbols (the rounded, clamped latents), a chunk at a time."""
-        with _bounded_memory(f"encode {len(images):,} digits"):
-            return np.concatenate([self.model.encode(part).to(torch.int32).numpy()
+        import torch
+
+        model = self.model
+        with _bounded_memory(f"encode {len(images):,} digits"), torch.no_grad():
+            return np.concatenate([model.encode(part).to(torch.int32).numpy()
                                    for part in images.split(CHUNK_DIGITS)])
 
+    def pixels(self, symbols: np.ndarray) -> np.ndarray:
+        """(N,D) symbols -> (N,28,28) uint8 pixels from the integer decoder: the same everywhere."""
+        return self.decoder.pixels(np.asarray(symbols))
+
     def images(self, symbols: np.ndarray) -> torch.Tensor:
-        return self.model.decode_exact(torch.from_numpy(np.ascontiguousarray(symbols)))
+        """The pixels as a (N,1,28,28) float32 tensor (k/255), for the sender's side."""
+        import torch
+
+        return from_uint8(torch.from_numpy(self.pixels(symbols)[:, None]))
 
     # -- entropy coding ----------------------------------------------------------------------
     def encode_stream(self, symbols: np.ndarray, trim: bool = True) -> bytes:
@@ -193,9 +295,9 @@ class PointCoder:
         return int((8 * body_bytes + TERMINATION_SLACK_BITS) // self.min_bits_per_digit)
 
     def estimated_bits(self, symbols: np.ndarray) -> np.ndarray:
-        """Information content of each digit's symbols under the integer tables (no overhead)."""
-        freq = np.take_along_axis(self.frequencies, (symbols.astype(np.int64) + MAX_SYMBOL).T, axis=1).T
-        return (np.log2(float(self.frequencies[0].sum())) - np.log2(freq)).sum(1)
+        """Information content of each digit's symbols under the coder's tables (no overhead)."""
+        prob = np.take_along_axis(self.table, (np.asarray(symbols).astype(np.int64) + MAX_SYMBOL).T, axis=1).T
+        return (CODER_PRECISION - np.log2(prob)).sum(1)
 
 
 def _shortest_prefix(full: bytes, decodes) -> bytes:
@@ -219,14 +321,35 @@ def _shortest_prefix(full: bytes, decodes) -> bytes:
     return best
 
 
+def _integer_decoder_of(point: OperatingPoint, card: dict) -> IntegerDecoder:
+    """The point's integer decoder tables, checked against the sha256 its card records and tied
+    to the weights the card describes."""
+    path = tables_path(point.path)
+    redo = f"run `python -m ae export-integer {point.name}`"
+    try:
+        if path.stat().st_size > MAX_WEIGHTS_BYTES:
+            raise CodecError(f"{path.name} is far larger than integer tables: {redo}.")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CodecError(f"{point.name} has no integer decoder ({path.name}): {redo}.") from None
+    except OSError as exc:
+        raise CodecError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+    recorded = card.get("integer_decoder")
+    if not isinstance(recorded, dict) or recorded.get("sha256") != hashlib.sha256(data).hexdigest():
+        raise CodecError(f"{path.name} does not match the sha256 in {point.name}'s card: {redo}.")
+    try:
+        decoder, made_from = IntegerDecoder.from_bytes(data)
+    except IntegerDecoderError as exc:
+        raise CodecError(f"{path.name} is not usable ({exc}): {redo}.") from None
+    if made_from != card.get("sha256"):
+        raise CodecError(f"{path.name} was made from other weights than {point.name}'s: {redo}.")
+    return decoder
+
+
 @lru_cache(maxsize=16)
 def _coder_for(point: OperatingPoint) -> PointCoder:
     # Keyed by the point, whose stamp changes with its files: a retrained point is loaded again.
-    try:
-        model = load_model(point.path)
-    except WeightsError as exc:
-        raise CodecError(f"Cannot load operating point {point.name}: {exc}") from None
-    return PointCoder(model, point.id, point.name)
+    return PointCoder.from_files(point)
 
 
 def get_coder(point: str | int | OperatingPoint | PointCoder) -> PointCoder:
@@ -360,8 +483,8 @@ class PayloadReader:
         for shifted in self.coder.decode_chunks(self.body, self.count):
             symbols = shifted - MAX_SYMBOL
             with _bounded_memory(f"reconstruct {len(symbols):,} digits"):
-                images = self.coder.images(symbols)
-            yield Decoded(images=images, point=self.coder.name, symbols=torch.from_numpy(symbols), start=start)
+                pixels = self.coder.pixels(symbols)
+            yield Decoded(pixels=pixels, point=self.coder.name, symbols=symbols, start=start)
             start += len(symbols)
 
 
@@ -413,12 +536,12 @@ def decompress(payload: bytes, coders: list[PointCoder] | None = None,
     instead). Raises CodecError as open_payload does, or when the result does not fit in memory."""
     reader = open_payload(payload, coders, max_digits)
     with _bounded_memory(f"hold {reader.count:,} decoded digits"):
-        images = torch.empty((reader.count, 1, 28, 28), dtype=torch.float32)
-        symbols = torch.empty((reader.count, reader.coder.dims), dtype=torch.int32)
+        pixels = np.empty((reader.count, 28, 28), dtype=np.uint8)
+        symbols = np.empty((reader.count, reader.coder.dims), dtype=np.int32)
     for part in reader.chunks():
-        images[part.start:part.start + len(part.images)] = part.images
-        symbols[part.start:part.start + len(part.images)] = part.symbols
-    return Decoded(images=images, point=reader.point, symbols=symbols)
+        pixels[part.start:part.start + len(part.pixels)] = part.pixels
+        symbols[part.start:part.start + len(part.pixels)] = part.symbols
+    return Decoded(pixels=pixels, point=reader.point, symbols=symbols)
 
 
 def payload_info(payload: bytes) -> dict:
@@ -458,10 +581,10 @@ def receive(data: bytes, max_digits: int = DEFAULT_MAX_DIGITS) -> Payload:
 
 
 def _payload(data: bytes, decoded: Decoded) -> Payload:
-    return Payload(point=decoded.point, data=bytes(data), decoded=decoded.images[:, 0].numpy())
+    return Payload(point=decoded.point, data=bytes(data), decoded=from_uint8(decoded.pixels))
 
 
-__all__ = ["CodecError", "Decoded", "PointCoder", "PayloadReader", "Payload", "find_point", "get_coder",
+__all__ = ["CodecError", "Decoded", "PointCoder", "PayloadReader", "Payload", "find_point", "get_coder", "coder_table",
            "compress", "compress_symbols", "decompress", "open_payload", "parse_header", "payload_info",
            "compress_digit", "receive", "as_image_batch", "FORMAT_VERSION", "SINGLE_HEADER_BYTES",
            "CHUNK_DIGITS", "DEFAULT_MAX_DIGITS"]

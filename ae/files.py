@@ -51,7 +51,7 @@ def write_png_folder(folder: Path, images: Iterable, count: int) -> None:
     """Digit images as PNG files digit_00000.png, digit_00001.png... in `folder`, atomically
     (`atomic_write_folder`). `count` (how many there are) sets the zero padding, so the names
     sort in digit order."""
-    from ae.sizes import png_encode  # the one PNG encoder of a digit (Pillow: only when writing)
+    from ae.png import png_encode  # the one PNG encoder of a digit (Pillow: only when writing)
 
     width = max(5, len(str(count - 1)))
     atomic_write_folder(folder, ((f"digit_{i:0{width}d}.png", png_encode(image)) for i, image in enumerate(images)))

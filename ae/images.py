@@ -2,15 +2,27 @@
 
 A digit is 28x28 float32 pixels in [0, 1] (MNIST's bytes divided by 255). Models take batches,
 (N,1,28,28) tensors; pictures and payloads take one (28,28) array or its 8-bit pixels. Every
-conversion between these is here, written once.
+conversion between these is here, written once. PyTorch is imported only by the conversions
+that make tensors: a receiver handling numpy arrays alone never loads it.
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
+import sys
+from typing import TYPE_CHECKING
 
+import numpy as np
+
+from ae.config import IMAGE_SIDE
 from ae.errors import AEError
-from ae.models import IMAGE_SIDE
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _is_tensor(x) -> bool:
+    """A torch.Tensor (which only exists once something imported torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 class NotDigitImages(AEError):
@@ -19,7 +31,7 @@ class NotDigitImages(AEError):
 
 def as_digit_array(digit) -> np.ndarray:
     """(28,28), (1,28,28) or (1,1,28,28) tensor/array in [0,1] -> (28,28) float32."""
-    if isinstance(digit, torch.Tensor):
+    if _is_tensor(digit):
         digit = digit.detach().cpu().numpy()
     a = np.asarray(digit, dtype=np.float32)
     return np.clip(a.reshape(a.shape[-2], a.shape[-1]), 0.0, 1.0)
@@ -41,13 +53,17 @@ def batch_to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8(pixels):
     """8-bit pixels -> float32 in [0,1], same shape; a tensor stays a tensor, anything else is numpy."""
-    if isinstance(pixels, torch.Tensor):
+    if _is_tensor(pixels):
+        import torch
+
         return pixels.to(torch.float32, copy=True).div_(255)  # divided in place: one float copy
     return np.asarray(pixels, dtype=np.float32) / 255
 
 
 def as_batch(digit) -> torch.Tensor:
     """One digit, any shape `as_digit_array` takes -> a (1,1,28,28) batch for a model."""
+    import torch
+
     return torch.from_numpy(as_digit_array(digit))[None, None]
 
 
@@ -55,6 +71,8 @@ def as_image_batch(images) -> torch.Tensor:
     """(28,28), (N,28,28) or (N,1,28,28), numpy or torch, float in [0,1] or uint8 -> (N,1,28,28)
     float32 on the CPU. Unlike `as_batch` it checks rather than clips: anything else raises
     NotDigitImages."""
+    import torch
+
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
     if not isinstance(images, torch.Tensor):

@@ -483,3 +483,25 @@ def tables_path(weights: Path) -> Path:
     """rd-q1.safetensors -> rd-q1.int.safetensors, beside it."""
     weights = Path(weights)
     return weights.with_name(weights.stem + SUFFIX)
+
+
+def export_tables(name_or_path) -> Path:
+    """Write a codec point's integer decoder tables beside its weights (`tables_path`) and record
+    the file's sha256 in its card, which receivers check (`python -m ae export-integer`). The
+    bytes are a deterministic function of the float weights: exporting again changes nothing."""
+    import hashlib
+
+    from ae.files import atomic_write_bytes
+    from ae.weights import load_card, load_model, sha256_of, weights_path, write_card
+
+    path = weights_path(name_or_path)
+    model = load_model(path)
+    if not hasattr(model, "decoder_layers"):
+        raise IntegerDecoderError(f"{path.name} is not a codec model (it has no decoder_layers)")
+    card = load_card(path)
+    data = IntegerDecoder.from_layers(model.decoder_layers()).to_bytes(card.get("sha256") or sha256_of(path))
+    out = tables_path(path)
+    atomic_write_bytes(out, data)
+    card["integer_decoder"] = {"file": out.name, "sha256": hashlib.sha256(data).hexdigest()}
+    write_card(path, card)
+    return out

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ae.errors import WeightsError
+from ae.integer_decoder import SUFFIX as INTEGER_TABLES_SUFFIX
 from ae.weights import SHIPPED, WEIGHTS_DIR, card_path, check_config, load_card, user_models_dir
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -227,8 +228,8 @@ def _scan_points() -> tuple[list[OperatingPoint], list[tuple[str, str]]]:
     """(points lowest id first, (file name, why) for each shipped file that cannot be read or
     whose codec block is unusable). Lists the shipped folder and stats its files; only a new or
     changed card is read."""
-    try:
-        files = sorted(WEIGHTS_DIR.glob("*.safetensors"))
+    try:  # a point's integer decoder tables (rd-q1.int.safetensors) sit beside its weights
+        files = sorted(p for p in WEIGHTS_DIR.glob("*.safetensors") if not p.name.endswith(INTEGER_TABLES_SUFFIX))
     except OSError:
         files = []
     points: list[OperatingPoint] = []

@@ -8,8 +8,8 @@ show the size beside the picture. The entropy-coded payload comes from `ae.codec
 What each size counts, here and only here (the Draw page, the benchmark and so the Compare
 page, and the evaluation cards all use these definitions):
 - raw pixels: one byte a pixel, 784 (`RAW_DIGIT_BYTES`);
-- PNG: `png_encode`, the one PNG encoder (here, the benchmark's PNG row, the CLI's files, the
-  app's pictures);
+- PNG: `png_encode`, the one PNG encoder (`ae.png`, re-exported here; the benchmark's PNG row,
+  the CLI's files, the app's pictures);
 - float32 latent: D values of 4 bytes, nothing else: the weights say what D is
   (`float32_latent_bytes`);
 - 8-bit latent: D one-byte codes plus what a receiver needs to undo the scaling that the
@@ -18,19 +18,18 @@ page, and the evaluation cards all use these definitions):
 """
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
-from PIL import Image
 
 from ae.images import as_batch, from_uint8, to_uint8
 from ae.inference import decode
 from ae.metrics import psnr
 from ae.models import IMAGE_SIDE, NUM_PIXELS
+from ae.png import png_decode, png_encode  # the one PNG codec (torch-free, for the receiver too)
 
 RAW_DIGIT_BYTES = NUM_PIXELS  # 784 pixels, one byte each
 _RANGE_HEADER = struct.Struct("<ff")  # lowest and highest latent value, float32
@@ -64,21 +63,6 @@ def raw_encode(digit) -> bytes:
 
 def raw_decode(data: bytes) -> np.ndarray:
     return from_uint8(np.frombuffer(data, dtype=np.uint8).reshape(IMAGE_SIDE, IMAGE_SIDE))
-
-
-def png_encode(digit, fast: bool = False) -> bytes:
-    """The digit's 8-bit pixels as a lossless PNG, Pillow's smallest (optimize: ~0.3 ms a digit).
-    `digit` may also be a picture of it (`ae.display.digit_image`); `fast` trades bytes for time
-    (zlib level 1) for pictures the app sends to the browser, whose size no one is shown."""
-    picture = digit if isinstance(digit, Image.Image) else Image.fromarray(to_uint8(digit), mode="L")
-    buf = io.BytesIO()
-    picture.save(buf, format="PNG", **({"compress_level": 1} if fast else {"optimize": True}))
-    return buf.getvalue()
-
-
-def png_decode(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as img:
-        return from_uint8(np.asarray(img.convert("L")))
 
 
 def float32_latent_encode(z) -> bytes:

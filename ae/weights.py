@@ -3,6 +3,9 @@
 The card holds the architecture config, how the model was trained, its measured metrics and
 the sha256 of the weights file, so `load_model("cnn")` rebuilds the model from the two files
 alone. No pickle anywhere. Every failure is a `WeightsError` that says what to do.
+
+PyTorch is imported only by the functions that build models: reading cards and `load_arrays`
+(the weights as numpy arrays, for the codec's receiver) work without it.
 """
 from __future__ import annotations
 
@@ -11,16 +14,18 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn as nn
 from safetensors import SafetensorError
-from safetensors.torch import load as safetensors_load, load_file, save_file
 
-from ae.architectures import ARCHITECTURES, build_model
+from ae.config import ARCHITECTURE_NAMES, NUM_PIXELS, ModelConfig
 from ae.errors import WeightsError
 from ae.files import atomic_write
-from ae.models import NUM_PIXELS, ModelConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn as nn
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = ("ff", "cnn", "classifier")
@@ -105,6 +110,8 @@ def save_model(model: nn.Module, path: str | os.PathLike, card: dict | None = No
     (the CLI's `--out`, the user's explicit choice) an existing pair is replaced; for an instant
     a reader may then see the new card beside the old weights, which `load_model` refuses by
     sha256 rather than mixing them."""
+    from safetensors.torch import save_file
+
     path = weights_path(path)
     config: ModelConfig = model.config
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -214,8 +221,8 @@ def check_config(config, where: str, count_parameters: bool = True) -> ModelConf
     if not isinstance(config, dict):
         raise bad(f"has a 'config' that is a {type(config).__name__}, not an object")
     arch = config.get("arch")
-    if not isinstance(arch, str) or arch not in ARCHITECTURES:
-        raise bad(f"names no known architecture ({str(arch)[:40]!r}; known: {', '.join(sorted(ARCHITECTURES))})")
+    if not isinstance(arch, str) or arch not in ARCHITECTURE_NAMES:
+        raise bad(f"names no known architecture ({str(arch)[:40]!r}; known: {', '.join(sorted(ARCHITECTURE_NAMES))})")
     latent, hidden, channels = config.get("latent_dim", 0), config.get("hidden", 0), config.get("channels", [])
     if not _is_int(latent) or not _is_int(hidden):
         raise bad("has a 'latent_dim' or 'hidden' that is not a whole number")
@@ -231,6 +238,10 @@ def check_config(config, where: str, count_parameters: bool = True) -> ModelConf
         parsed = ModelConfig.from_dict(config)
         if not count_parameters:
             return parsed
+        import torch
+
+        from ae.architectures import build_model
+
         with torch.device("meta"):
             model = build_model(parsed)
     except Exception as exc:  # noqa: BLE001  (any construction failure means the card is unusable)
@@ -244,6 +255,30 @@ def check_config(config, where: str, count_parameters: bool = True) -> ModelConf
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model from its card and load its weights, in eval mode. The card and the file's
     size are checked before anything is allocated or hashed."""
+    from safetensors.torch import load_file
+
+    path, card, config = _checked_file(name_or_path)
+    return _build_and_fill(config, lambda: load_file(str(path)), path.name).to(device).eval()
+
+
+def load_arrays(name_or_path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """(the weights file's tensors as numpy arrays, its card), after load_model's checks, without
+    PyTorch. Floating-point tensors come as float32, what load_model's parameters hold whatever
+    the file stores (a float16 file is cast exactly); the others as stored."""
+    from safetensors.numpy import load_file
+
+    path, card, _ = _checked_file(name_or_path)
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)[:160]
+        raise WeightsError(f"{path.name} is not a readable safetensors file ({reason}).") from None
+    return {k: v.astype("float32") if v.dtype.kind == "f" else v for k, v in arrays.items()}, card
+
+
+def _checked_file(name_or_path: str | os.PathLike) -> tuple[Path, dict, ModelConfig]:
+    """(path, card, config) of a weights file whose card, size and sha256 are checked, in that
+    order: nothing is allocated or hashed for a file that its card already refuses."""
     path = weights_path(name_or_path)
     try:
         info = path.stat()
@@ -262,11 +297,13 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     if digest and card["sha256"] != digest:
         raise WeightsError(f"{path.name} does not match the sha256 in its card: the file is corrupt "
                            f"or was replaced. Restore it (git checkout) or retrain it.")
-    return _build_and_fill(config, lambda: load_file(str(path)), path.name).to(device).eval()
+    return path, card, config
 
 
 def _build_and_fill(config: ModelConfig, read_state, where: str) -> nn.Module:
     """The model of a checked config with the tensors `read_state()` parses (safetensors only)."""
+    from ae.architectures import build_model
+
     model = build_model(config)
     try:
         state = read_state()
@@ -289,6 +326,8 @@ def load_model_from_bytes(weights: bytes, card: dict | bytes, where: str,
     the sha256, then safetensors parsing (never pickle). Nothing touches the disk. Unlike a file
     in the folder, the card must carry the sha256 (the app and the CLI always write it): it is
     what proves that the two uploaded files belong together. `where` names the weights file."""
+    from safetensors.torch import load as safetensors_load
+
     if not isinstance(card, dict):
         card = parse_card(bytes(card), card_path(Path(where)).name)
     elif "config" not in card:
