@@ -87,6 +87,7 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     its integer probability tables."""
     import torch
 
+    from ae.integer_decoder import export_tables
     from ae.train import CodecSettings, Trainer, codec_start_model, train_and_save, training_data
 
     torch.set_num_threads(args.threads)
@@ -102,7 +103,8 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     card = {"training_command": "python -m ae " + shlex.join(args.raw_argv),
             "codec": {"id": args.id, "label": args.label or Path(args.out).stem}}
     path = train_and_save(trainer, args.out, card, half=args.half, quiet=args.quiet)
-    print(f"Saved {path} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
+    tables = export_tables(path)  # what receivers decode with
+    print(f"Saved {path} and {tables.name} ({trainer.seconds:.1f} s of training)", file=sys.stderr)
     return 0
 
 
@@ -236,7 +238,8 @@ def cmd_export_integer(args: argparse.Namespace) -> int:
 
 def cmd_half(args: argparse.Namespace) -> int:
     """Store weights as float16 in place; their cards drop the measured figures (remeasure them)."""
-    from ae.weights import store_half, weights_path
+    from ae.integer_decoder import export_tables
+    from ae.weights import load_card, store_half, weights_path
 
     for name in args.weights:
         path = weights_path(name)
@@ -245,6 +248,8 @@ def cmd_half(args: argparse.Namespace) -> int:
             print(f"{path} is already float16")
         else:
             print(f"{path}: {size:,} -> {path.stat().st_size:,} bytes; remeasure it (evaluate/benchmark --update-cards)")
+            if "codec" in load_card(path):
+                print(f"{export_tables(path)}: its integer decoder, from the float16 weights")
     return 0
 
 

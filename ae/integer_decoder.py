@@ -54,6 +54,10 @@ class IntegerDecoderError(ValueError):
     """Integer tables that are malformed, or that cannot be proven exact."""
 
 
+class NotProvablyExact(IntegerDecoderError):
+    """Tables whose sums could reach 2**53, where float64 stops being exact."""
+
+
 @dataclass(frozen=True)
 class IntegerLayer:
     """One weighted layer: the input times `weight`, plus `bias`; then, in all but the last layer,
@@ -143,7 +147,7 @@ class IntegerDecoder:
             layers, exponent = _quantise(plan, EXACT_LIMIT / 2 ** margin)
             try:
                 return cls(layers, exponent, pixel_thresholds(exponent))
-            except IntegerDecoderError:
+            except NotProvablyExact:
                 continue
         raise IntegerDecoderError("no choice of scales keeps this decoder's sums below 2**53")
 
@@ -255,7 +259,8 @@ def _prepared(layer: IntegerLayer) -> np.ndarray:
 
 def _apply(layer: IntegerLayer, x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """One layer's sums (before ReLU and shift) for float64 integer-valued inputs. Every output is
-    the sum of the terms `_column_sums` bounds, in some order: exact, whatever the order."""
+    the sum of the terms `_column_sums` bounds, in some order: exact, whatever the order. (Given
+    int64 arrays instead, numpy sums in integers: the tests' slow reference.)"""
     n = len(x)
     if layer.kind == "linear":
         return x.reshape(n, -1) @ weight + bias
@@ -272,10 +277,10 @@ def _apply(layer: IntegerLayer, x: np.ndarray, weight: np.ndarray, bias: np.ndar
                 out[:, y0:y1, x0:x1] += taps[:, y0 + u - q:y1 + u - q, x0 + v - q:x1 + v - q, u, v]
     else:
         if q:
-            padded = np.zeros((n, h + 2 * q, w + 2 * q, c))
+            padded = np.zeros((n, h + 2 * q, w + 2 * q, c), dtype=x.dtype)
             padded[:, q:q + h, q:q + w] = x
             x = padded
-        patches = np.empty((n, a, b, k, k, c))
+        patches = np.empty((n, a, b, k, k, c), dtype=x.dtype)
         for u in range(k):
             for v in range(k):
                 patches[:, :, :, u, v] = x[:, u:u + a, v:v + b]
@@ -314,7 +319,7 @@ def exactness_bounds(layers: list[IntegerLayer], max_symbol: int = MAX_SYMBOL) -
         sums = _column_sums(layer, bound_in)
         worst = float(sums.max()) if sums.size else 0.0
         if not np.isfinite(worst) or worst >= EXACT_LIMIT:
-            raise IntegerDecoderError(f"layer {i}: a partial sum may reach {worst:.3g}, beyond 2**52: not provably exact")
+            raise NotProvablyExact(f"layer {i}: a partial sum may reach {worst:.3g}, beyond 2**52: not provably exact")
         found.append(worst)
         if layer.shift is not None:
             bound_in = _next_inputs(sums, layer.shift, layers[i + 1])

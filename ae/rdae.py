@@ -7,7 +7,9 @@ decoder sees straight-through rounded latents). With a `rate_target_bits`, beta 
 fly (a multiplicative dual step) so the model lands on that rate: one operating point per target.
 The knobs are the run's settings (`ae.train.CodecSettings`), never attributes of the model.
 `encode` returns the rounded latents the codec sends, so `decode(encode(x))` is the codec's
-reconstruction; `decode_exact` is the bit-reproducible version the codec uses.
+reconstruction. The codec decodes with integer arithmetic (`ae.integer_decoder`, made from
+`decoder_layers()`); `decode_exact`, float64 rounded to 8 bits, is the float reference the
+integer decoder is checked against.
 """
 from __future__ import annotations
 
@@ -80,38 +82,8 @@ class RateDistortionAE(nn.Module):
 
     # --- the decoder as plain arrays, for the codec's integer decoder ----------------------------
     def decoder_layers(self) -> list[dict]:
-        """The decoder's layers in order as plain dicts of float32 numpy arrays and settings, which
-        `ae.integer_decoder.IntegerDecoder.from_layers` turns into the integer decoder the codec
-        decodes with: "linear" (weight (out,in), bias), "relu", "unflatten" (shape (C,H,W)),
-        "conv_transpose" (weight (in,out,k,k), bias, stride, padding), "conv" (weight
-        (out,in,k,k), bias, padding; stride 1) and "flatten"."""
-        def arrays(layer) -> dict:
-            return {"weight": layer.weight.detach().cpu().float().numpy().copy(),
-                    "bias": layer.bias.detach().cpu().float().numpy().copy()}
-
-        def plain(conv) -> bool:
-            return (conv.kernel_size[0] == conv.kernel_size[1] and conv.stride[0] == conv.stride[1]
-                    and conv.padding[0] == conv.padding[1] and conv.dilation == (1, 1) and conv.groups == 1
-                    and conv.bias is not None and getattr(conv, "output_padding", (0, 0)) == (0, 0))
-
-        layers = []
-        for layer in self.decoder:
-            if isinstance(layer, nn.Linear):
-                layers.append({"kind": "linear", **arrays(layer)})
-            elif isinstance(layer, nn.ConvTranspose2d) and plain(layer):
-                layers.append({"kind": "conv_transpose", **arrays(layer), "stride": layer.stride[0],
-                               "padding": layer.padding[0]})
-            elif isinstance(layer, nn.Conv2d) and plain(layer) and layer.stride == (1, 1):
-                layers.append({"kind": "conv", **arrays(layer), "padding": layer.padding[0]})
-            elif isinstance(layer, nn.ReLU):
-                layers.append({"kind": "relu"})
-            elif isinstance(layer, nn.Unflatten):
-                layers.append({"kind": "unflatten", "shape": list(layer.unflattened_size)})
-            elif isinstance(layer, nn.Flatten):
-                layers.append({"kind": "flatten"})
-            else:
-                raise ValueError(f"the integer decoder has no counterpart of the layer {layer}")
-        return layers
+        """The decoder as `plain_layers` (what `ae.integer_decoder` converts to integers)."""
+        return plain_layers(self.decoder)
 
     # --- exact decoding for the codec ----------------------------------------------------------
     def train(self, mode: bool = True):
@@ -128,8 +100,9 @@ class RateDistortionAE(nn.Module):
     @torch.no_grad()
     def decode_exact(self, symbols: torch.Tensor) -> torch.Tensor:
         """(B,D) integer symbols -> (B,1,28,28) float32 images on the 8-bit grid (k/255).
-        Computed in float64 and rounded to 8 bits: summation-order differences between thread
-        counts or machines (~1e-16) cannot move a pixel across a rounding boundary in practice."""
+        Computed in float64 and rounded to 8 bits: the float reference of the codec's integer
+        decoder (identical across machines in practice only, where the integer one is by
+        construction)."""
         if self._decoder64 is None:
             decoder64 = copy.deepcopy(self.decoder).double().eval()
             for i, layer in enumerate(decoder64):
@@ -141,6 +114,40 @@ class RateDistortionAE(nn.Module):
         logits = self._in_chunks(self._decoder64, symbols.to(torch.float64))
         pixels = torch.round(torch.sigmoid(logits) * 255.0)
         return (pixels / 255.0).float().view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+def plain_layers(sequential: nn.Sequential) -> list[dict]:
+    """A decoder's layers in order as plain dicts of float32 numpy arrays and settings, which
+    `ae.integer_decoder.IntegerDecoder.from_layers` turns into integers: "linear" (weight
+    (out,in), bias), "relu", "unflatten" (shape (C,H,W)), "conv_transpose" (weight (in,out,k,k),
+    bias, stride, padding), "conv" (weight (out,in,k,k), bias, padding; stride 1), "flatten"."""
+    def arrays(layer) -> dict:
+        return {"weight": layer.weight.detach().cpu().float().numpy().copy(),
+                "bias": layer.bias.detach().cpu().float().numpy().copy()}
+
+    def plain(conv) -> bool:
+        return (conv.kernel_size[0] == conv.kernel_size[1] and conv.stride[0] == conv.stride[1]
+                and conv.padding[0] == conv.padding[1] and conv.dilation == (1, 1) and conv.groups == 1
+                and conv.bias is not None and getattr(conv, "output_padding", (0, 0)) == (0, 0)
+                and conv.padding_mode == "zeros")
+
+    layers = []
+    for layer in sequential:
+        if isinstance(layer, nn.Linear) and layer.bias is not None:
+            layers.append({"kind": "linear", **arrays(layer)})
+        elif isinstance(layer, nn.ConvTranspose2d) and plain(layer):
+            layers.append({"kind": "conv_transpose", **arrays(layer), "stride": layer.stride[0], "padding": layer.padding[0]})
+        elif isinstance(layer, nn.Conv2d) and plain(layer) and layer.stride == (1, 1):
+            layers.append({"kind": "conv", **arrays(layer), "padding": layer.padding[0]})
+        elif isinstance(layer, nn.ReLU):
+            layers.append({"kind": "relu"})
+        elif isinstance(layer, nn.Unflatten):
+            layers.append({"kind": "unflatten", "shape": list(layer.unflattened_size)})
+        elif isinstance(layer, nn.Flatten):
+            layers.append({"kind": "flatten"})
+        else:
+            raise ValueError(f"the integer decoder has no counterpart of the layer {layer}")
+    return layers
 
 
 DISTORTIONS = ("mse", "log-mse")  # log-mse: mean over digits of ln(MSE), i.e. what the mean PSNR measures

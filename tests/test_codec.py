@@ -2,6 +2,7 @@
 payload of the model at hand. Uses a tiny rate-distortion model trained for a few seconds on
 the bundled sample, so nothing here needs the dataset."""
 import hashlib
+import os
 import subprocess
 import sys
 import textwrap
@@ -59,12 +60,16 @@ def payloads(coder, sample):
 
 def test_round_trip_equals_decoding_the_rounded_latents(coder, sample):
     x = sample.images[:50]
-    direct = coder.model.decode_exact(quantize(coder.model.analyse(x), "symbols"))
+    rounded = quantize(coder.model.analyse(x), "symbols").numpy()
+    direct = coder.images(rounded)  # the integer decoder
     for i in range(0, 50, 7):
         assert torch.equal(decompress(compress(x[i], coder), [coder]).images, direct[i:i + 1])
     decoded = decompress(compress(x, coder), [coder])
     assert torch.equal(decoded.images, direct) and decoded.point == "tiny"
-    assert torch.equal(decoded.symbols, quantize(coder.model.analyse(x), "symbols"))
+    assert np.array_equal(decoded.symbols, rounded)
+    assert np.array_equal(decoded.pixels, coder.pixels(rounded)) and decoded.pixels.dtype == np.uint8
+    # The integer decoder is the float decoder to within one 8-bit level.
+    assert (direct - coder.model.decode_exact(torch.from_numpy(rounded))).abs().max() <= 1 / 255 + 1e-6
 
 
 def test_single_digit_payload_and_container_layout(coder, sample):
@@ -95,7 +100,7 @@ def test_any_symbols_round_trip_even_improbable_ones(coder, data):
     values = st.one_of(st.integers(-MAX_SYMBOL, MAX_SYMBOL), st.sampled_from([-MAX_SYMBOL, 0, MAX_SYMBOL]))
     symbols = np.array(data.draw(st.lists(values, min_size=8 * n, max_size=8 * n)), dtype=np.int32).reshape(n, 8)
     decoded = decompress(compress_symbols(symbols, coder, container=n > 1), [coder])
-    assert np.array_equal(decoded.symbols.numpy(), symbols)
+    assert np.array_equal(decoded.symbols, symbols)
     assert torch.equal(decoded.images, coder.images(symbols))
 
 
@@ -113,13 +118,23 @@ def test_symbols_are_clamped_to_the_alphabet():
     assert quantize(y, "symbols").tolist() == [[-MAX_SYMBOL, -1, 0, 0, 2, MAX_SYMBOL]]
 
 
+def in_fresh_processes(script: str, *args: str) -> list[str]:
+    """The script's output in a new process with one BLAS/OpenMP thread, then with two."""
+    outputs = []
+    for threads in ("1", "2"):
+        env = os.environ | {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        run = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120, env=env)
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout.strip())
+    return outputs
+
+
 def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sample, tmp_path):
     path = save_model(coder.model, tmp_path / "tiny.safetensors", {})
     payload = compress(sample.images[:200], coder)
     (tmp_path / "p.aez").write_bytes(payload)
     script = textwrap.dedent(f"""
-        import hashlib, sys, torch
-        torch.set_num_threads(int(sys.argv[1]))
+        import hashlib
         from ae.codec import PointCoder, decompress
         from ae.weights import load_model
         coder = PointCoder(load_model({str(path)!r}), 1, "tiny")
@@ -127,10 +142,7 @@ def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sam
         print(hashlib.sha256(out.numpy().tobytes()).hexdigest())
     """)
     here = hashlib.sha256(decompress(payload, [coder]).images.numpy().tobytes()).hexdigest()
-    for threads in (1, 2):
-        run = subprocess.run([sys.executable, "-c", script, str(threads)], capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0, run.stderr
-        assert run.stdout.strip() == here
+    assert in_fresh_processes(script) == [here, here]
 
 
 def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(sample, tmp_path):
@@ -138,25 +150,23 @@ def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(
     latents' exact decoding, the same bytes with one thread and with two."""
     conv = PointCoder(tiny_model(sample, seed=3, steps=20, arch="rdcnn"), point_id=2, name="tiny-conv")
     x = sample.images[:40]
-    direct = conv.model.decode_exact(quantize(conv.model.analyse(x), "symbols"))
+    rounded = quantize(conv.model.analyse(x), "symbols")
+    direct = conv.images(rounded.numpy())
     payload = compress(x, conv)
     assert torch.equal(decompress(payload, [conv]).images, direct)
     assert torch.equal(decompress(compress(x[5], conv), [conv]).images, direct[5:6])
     assert (direct * 255 - (direct * 255).round()).abs().max() < 1e-4  # on the 8-bit grid
+    assert (direct - conv.model.decode_exact(rounded)).abs().max() <= 1 / 255 + 1e-6
     path = save_model(conv.model, tmp_path / "conv.safetensors", {})
     script = textwrap.dedent(f"""
-        import hashlib, sys, torch
+        import hashlib, sys
         from ae.codec import PointCoder, decompress
         from ae.weights import load_model
         coder = PointCoder(load_model({str(path)!r}), 2, "tiny-conv")
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            out = decompress(bytes.fromhex(sys.argv[1]), [coder]).images
-            print(hashlib.sha256(out.numpy().tobytes()).hexdigest())
+        out = decompress(bytes.fromhex(sys.argv[1]), [coder]).images
+        print(hashlib.sha256(out.numpy().tobytes()).hexdigest())
     """)
-    run = subprocess.run([sys.executable, "-c", script, payload.hex()], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == [hashlib.sha256(direct.numpy().tobytes()).hexdigest()] * 2
+    assert in_fresh_processes(script, payload.hex()) == [hashlib.sha256(direct.numpy().tobytes()).hexdigest()] * 2
 
 
 @pytest.mark.parametrize("arch", ["rdcnn", "rdhybrid"])

@@ -132,6 +132,7 @@ def test_train_codec_writes_a_point_with_tables(tmp_path):
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["codec"]["id"] == 9 and card["training"]["rate_target_bits"] == 20
     assert card["training_command"].startswith("python -m ae train-codec")
+    assert card["integer_decoder"]["file"] == "mini.int.safetensors" and (tmp_path / "mini.int.safetensors").exists()
     from ae.weights import load_model
     model = load_model(out)
     assert model.prior.ready

@@ -37,6 +37,7 @@ def no_decoding(monkeypatch):
     def forbidden(*args, **kwargs):
         pytest.fail("a payload refused from its header was decoded")
     monkeypatch.setattr(PointCoder, "decode_chunks", forbidden)
+    monkeypatch.setattr(PointCoder, "pixels", forbidden)
     monkeypatch.setattr(PointCoder, "images", forbidden)
 
 
@@ -76,7 +77,7 @@ def test_the_length_bound_never_refuses_a_genuine_container(coder):
         payload = compress_symbols(symbols, coder, container=True)
         body = len(payload) - parse_header(payload)[3]
         assert 8 * body < count * coder.min_bits_per_digit + 200  # the bound is near the real size
-        assert np.array_equal(decompress(payload, [coder]).symbols.numpy(), symbols)
+        assert np.array_equal(decompress(payload, [coder]).symbols, symbols)
 
 
 def test_max_digits_is_enforced_from_the_header(coder, sample, monkeypatch):
@@ -101,14 +102,14 @@ def test_chunked_decoding_gives_the_pixels_of_whole_decoding(coder, sample, monk
     assert [p.start for p in parts] == list(range(0, 50, 7)) and [len(p.images) for p in parts][-1] == 1
     assert torch.equal(torch.cat([p.images for p in parts]), whole)
     decoded = decompress(payload, [coder])
-    assert torch.equal(decoded.images, whole) and np.array_equal(decoded.symbols.numpy(), symbols)
+    assert torch.equal(decoded.images, whole) and np.array_equal(decoded.symbols, symbols)
 
 
 def test_a_multi_chunk_container_round_trips_and_keeps_one_stream(coder, sample, monkeypatch):
     symbols = np.concatenate([coder.symbols(sample.images)] * 2)[:codec.CHUNK_DIGITS + 300]  # two chunks
     payload = compress_symbols(symbols, coder)
     decoded = decompress(payload, [coder])
-    assert np.array_equal(decoded.symbols.numpy(), symbols)
+    assert np.array_equal(decoded.symbols, symbols)
     assert torch.equal(decoded.images[-300:], coder.images(symbols[-300:]))
     # Chunk-major order is a different stream from one dimension-major chunk, of the same length
     # up to the last word: the termination is paid once either way.
@@ -156,10 +157,16 @@ def test_allocation_failures_become_codec_errors(coder, sample, monkeypatch, fai
 
     def out_of_memory(*args, **kwargs):
         raise failure
-    monkeypatch.setattr(PointCoder, "images", out_of_memory)
+    monkeypatch.setattr(PointCoder, "pixels", out_of_memory)
     with pytest.raises(CodecError, match="Not enough memory"):
         decompress(payload, [coder])
-    monkeypatch.setattr(torch, "empty", out_of_memory)
+    real_empty = np.empty
+
+    def no_room_for_pixels(shape, dtype=float, **kwargs):  # only the decoded digits' array fails
+        if dtype == np.uint8:
+            raise failure
+        return real_empty(shape, dtype, **kwargs)
+    monkeypatch.setattr(np, "empty", no_room_for_pixels)
     with pytest.raises(CodecError, match="Not enough memory to hold 20"):
         decompress(payload, [coder])
     monkeypatch.setattr(coder.model, "encode", out_of_memory)
@@ -169,7 +176,7 @@ def test_allocation_failures_become_codec_errors(coder, sample, monkeypatch, fai
 
 def test_other_runtime_errors_are_not_disguised_as_memory(coder, sample, monkeypatch):
     payload = compress(sample.images[:3], coder)
-    monkeypatch.setattr(PointCoder, "images", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    monkeypatch.setattr(PointCoder, "pixels", lambda *a: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):
         decompress(payload, [coder])
 
@@ -216,15 +223,15 @@ def test_cli_decompress_of_hostile_payloads_leaves_nothing(tmp_path, capsys, mon
     # A failure while the PNGs are being written (here: out of memory in the second chunk).
     monkeypatch.setattr(codec, "CHUNK_DIGITS", 2)
     (tmp_path / "many.aez").write_bytes(compress(torch.zeros(3, 1, 28, 28), q1))  # two chunks now
-    real_images = PointCoder.images
+    real_pixels = PointCoder.pixels
     calls = []
 
     def fail_second(self, symbols):
         calls.append(len(symbols))
         if len(calls) > 1:
             raise MemoryError
-        return real_images(self, symbols)
-    monkeypatch.setattr(PointCoder, "images", fail_second)
+        return real_pixels(self, symbols)
+    monkeypatch.setattr(PointCoder, "pixels", fail_second)
     assert main(["decompress", str(tmp_path / "many.aez"), "-o", str(tmp_path / "out")]) == 2
     assert "Not enough memory" in capsys.readouterr().err and calls == [2, 1]
     assert set(tmp_path.iterdir()) == before

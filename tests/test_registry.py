@@ -10,6 +10,7 @@ import torch
 import ae.registry as registry
 from ae.architectures import build_model
 from ae.codec import CodecError, compress, decompress, get_coder, receive
+from ae.integer_decoder import export_tables
 from ae.models import ModelConfig
 from ae.registry import codec_status, list_models, operating_points, skipped_models
 from ae.weights import card_path, save_model, user_models_dir, write_card
@@ -28,11 +29,13 @@ def shipped(tmp_path, monkeypatch):
 
 def save_point(folder: Path, name: str, point_id, seed: int = 0, **card) -> Path:
     """An untrained tiny rate-distortion model with integer tables (update() works from any
-    weights), saved with a codec block naming its operating-point id."""
+    weights), saved with a codec block naming its operating-point id, and its integer decoder."""
     torch.manual_seed(seed)
     model = build_model(TINY_CODED)
     model.prior.update()
-    return save_model(model, folder / f"{name}.safetensors", {"codec": {"id": point_id, "label": f"{name} (a test)"}} | card)
+    path = save_model(model, folder / f"{name}.safetensors", {"codec": {"id": point_id, "label": f"{name} (a test)"}} | card)
+    export_tables(path)
+    return path
 
 
 def counting(monkeypatch, module, name: str) -> list:
