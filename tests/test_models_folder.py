@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from ae import weights
+from ae import architectures, weights
 from ae.architectures import build_model
 from ae.errors import WeightsError
 from ae.models import ModelConfig
@@ -73,8 +73,9 @@ def test_a_bad_card_is_skipped_with_a_note_and_refused_before_allocating(folder,
     assert str(folder) not in notes[path.name]  # the file's name, never the server's folders
 
     built_on = []  # every model built while refusing the card must be shapes only ("meta")
-    real_build = weights.build_model
-    monkeypatch.setattr(weights, "build_model", lambda c: built_on.append(str(torch.get_default_device())) or real_build(c))
+    real_build = architectures.build_model  # ae.weights imports it when it builds (it loads torch)
+    monkeypatch.setattr(architectures, "build_model",
+                        lambda c: built_on.append(str(torch.get_default_device())) or real_build(c))
     with pytest.raises(WeightsError, match=message) as caught:
         load_model(path)
     assert str(folder) not in str(caught.value)
