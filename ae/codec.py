@@ -132,7 +132,7 @@ def categorical(probabilities: np.ndarray):
     sum of the floats before k and scale = (2**24 - A) / (sum of the floats). Given the integers
     probabilities - 1 as floats, that sum is 2**24 - A, the scale exactly 1, every partial sum an
     exact float64 integer, and so each left edge the integers' own: constriction takes the table
-    over unchanged (tests/test_codec.py reads it back symbol by symbol through the decoder)."""
+    over unchanged (tests/test_receiver.py reads it back symbol by symbol through the decoder)."""
     return constriction.stream.model.Categorical((np.asarray(probabilities) - 1).astype(np.float64), perfect=False)
 
 
@@ -188,7 +188,7 @@ class PointCoder:
         self.id, self.name = point_id, name
         self.frequencies = np.asarray(state["prior.frequencies"]).astype(np.int64)  # (D, A)
         self.dims = len(self.frequencies)
-        if (self.frequencies.shape != (self.dims, ALPHABET) or self.frequencies.min() < 1
+        if (self.dims < 1 or self.frequencies.shape != (self.dims, ALPHABET) or self.frequencies.min() < 1
                 or np.any(self.frequencies.sum(1) != 1 << TABLE_BITS) or decoder.latent_dim != self.dims):
             raise CodecError(f"{name}'s integer tables are malformed (each row: {ALPHABET} frequencies >= 1 "
                              f"summing to 2**{TABLE_BITS}, one per latent of its decoder).")

@@ -248,11 +248,11 @@ def run_case(case: dict) -> str:
     if kind == "lib":
         from ae.codec import decompress
         _go()
-        return _stop(f"decoded {len(decompress(data, max_digits=args['max_digits']).images):,} digits")
+        return _stop(f"decoded {len(decompress(data, max_digits=args['max_digits']).pixels):,} digits")
     if kind == "stream":
         from ae.codec import open_payload
         _go()
-        n = sum(len(part.images) for part in open_payload(data, max_digits=args["max_digits"]).chunks())
+        n = sum(len(part.pixels) for part in open_payload(data, max_digits=args["max_digits"]).chunks())
         return _stop(f"decoded {n:,} digits")
     if kind in ("cli-decompress", "cli-compress-indices"):
         import contextlib
