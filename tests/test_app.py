@@ -390,6 +390,70 @@ def test_compare_page_with_and_without_a_benchmark(user_models, tmp_path, monkey
     assert at.get("plotly_chart") and len(at.dataframe[0].value) == 3
 
 
+def _small_benchmark(path) -> None:
+    import json
+
+    rows = [{"method": m, "family": f, "label": m.upper(), "setting": s, "bytes_per_digit": b, "psnr": p,
+             "ssim": q, "accuracy": 0.95, "digits_per_s_batch": 1000.0, "ms_single": 0.5}
+            for m, f, s, b, p, q in [("png", "classic", None, 150.0, 100.0, 1.0), ("rd", "neural", "q1", 8.0, 18.0, 0.8),
+                                     ("rd", "neural", "q2", 12.0, 21.0, 0.9)]]
+    path.write_text(json.dumps({"meta": {"data": "test", "digits": 3}, "results": rows}))
+
+
+def _chart_traces(at: AppTest) -> dict[str, dict]:
+    import json
+
+    return {t["name"]: t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+
+
+def test_compare_chart_draws_the_published_reference_marks(user_models, tmp_path, monkeypatch):
+    """Bit-Swap's lossless 126 B is a dotted line on every chart (lossless stays off the PSNR axis);
+    NERD's two fixed-rate points are open grey marks on the PSNR chart, labelled 32×32, with the
+    paper in their hover text; every measured series is still drawn as before."""
+    import ae.benchmark_results as br
+
+    monkeypatch.setattr(br, "DEFAULT_PATH", tmp_path / "benchmark.json")
+    _small_benchmark(tmp_path / "benchmark.json")
+    at = open_page("compare")
+    traces = _chart_traces(at)
+    assert {"codec, one payload per digit", "Bit-Swap, lossless (28×28)", "NERD fixed-rate DNN (32×32)"} == set(traces)
+    measured = traces["codec, one payload per digit"]
+    assert "legendgroup" not in measured or measured["legendgroup"] != "published"
+    nerd = traces["NERD fixed-rate DNN (32×32)"]
+    assert nerd["x"] == [4.5, 4.0] and nerd["y"] == [22.7, 22.1]
+    assert nerd["mode"] == "markers" and nerd["marker"]["symbol"].endswith("-open")
+    assert all("32×32" in h and "JSAIT 2022" in h and "not measured here" in h for h in nerd["hovertext"])
+    bit_swap = traces["Bit-Swap, lossless (28×28)"]
+    assert bit_swap["x"] == [126.42, 126.42] and bit_swap["y"] == [18.0, 21.0]  # across the lossy PSNRs only
+    assert bit_swap["mode"] == "lines" and "ICML 2019" in bit_swap["hovertext"][0]
+    for mark in (nerd, bit_swap):
+        assert mark["legendgroup"] == "published"
+        assert mark["legendgrouptitle"]["text"] == "published, not measured here"
+    captions = texts(at.caption)
+    assert "Lossless methods (PNG 150 B) are not on the PSNR chart" in captions
+    assert "Bit-Swap's lossless 126 B" in captions
+    assert "Kingma, Abbeel & Ho, ICML 2019" in captions and "Lei, Hassani & Saeedi Bidokhti, IEEE JSAIT 2022" in captions
+
+    at.segmented_control(key="compare_metric").set_value("SSIM").run()
+    assert_clean(at)
+    traces = _chart_traces(at)  # no published SSIM for NERD; Bit-Swap is lossless, so it is drawn
+    assert set(traces) == {"PNG", "codec, one payload per digit", "Bit-Swap, lossless (28×28)"}
+    assert traces["Bit-Swap, lossless (28×28)"]["y"] == [0.8, 1.0]
+    assert "Lei, Hassani" not in texts(at.caption)
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"results": {}}', '{"results": [{"label": "no method"}]}'])
+def test_compare_page_explains_a_missing_or_broken_benchmark(user_models, tmp_path, monkeypatch, content):
+    import ae.benchmark_results as br
+
+    monkeypatch.setattr(br, "DEFAULT_PATH", tmp_path / "benchmark.json")
+    if content is not None:
+        (tmp_path / "benchmark.json").write_text(content)
+    at = open_page("compare")
+    assert "python -m ae benchmark" in texts(at.info) and "benchmark.json" in texts(at.info)
+    assert not at.get("plotly_chart") and not at.dataframe
+
+
 @pytest.mark.slow  # starts a training process
 def test_train_page_trains_saves_and_offers_the_model(user_models):
     from ae.weights import user_models_dir
