@@ -23,6 +23,7 @@ def test_metrics_behave():
     assert psnr(half, torch.zeros_like(half)).item() == pytest.approx(10 * torch.log10(torch.tensor(4.0)).item())
 
 
+@pytest.mark.slow  # evaluates both shipped autoencoders on all 1,000 sample digits, timed
 def test_evaluate_json_on_the_sample_meets_ninety_percent_of_targets(capsys):
     assert main(["evaluate", "--sample", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)

@@ -9,6 +9,7 @@ from ae.train import DEFAULT_STEPS, Trainer, TrainSettings, default_settings, me
 from ae.weights import load_card
 
 
+@pytest.mark.slow  # 60 training steps of a CNN
 def test_short_training_on_the_sample_lowers_the_loss(sample):
     settings = TrainSettings(model="cnn", latent_dim=16, epochs=3, batch_size=50, lr=2e-3,
                              report_every=5, seed=3)
@@ -43,6 +44,7 @@ def test_stops_between_steps_when_asked(sample):
     assert trainer.card()["training"]["stopped_early"] is True
 
 
+@pytest.mark.slow  # two epochs of the classifier
 def test_classifier_trains_through_the_same_loop(sample):
     trainer = Trainer(TrainSettings(model="classifier", epochs=2, batch_size=100, report_every=100), sample)
     losses = [e.loss for e in trainer.run()]
@@ -55,6 +57,7 @@ def _reconstructions(trainer, images):
     return trainer.model(images.to(trainer.device)).cpu()
 
 
+@pytest.mark.slow  # 60 training steps of a CNN
 def test_cnn_does_not_collapse_to_the_all_background_image(sample):
     # With the output starting at 0.5 grey, Adam overshot into a saturated all-black output
     # within ~10 steps (loss stuck at the black image's ~0.10, identical reconstructions).
