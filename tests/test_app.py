@@ -523,6 +523,9 @@ def test_every_page_explains_missing_weights(tmp_path, monkeypatch, page):
 
     monkeypatch.setattr(ae.catalog, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(ae.codec_link, "codec_status", lambda: ae.codec_link.CodecStatus(message="No codec here."))
+    import app_pages.common  # the pages call the name it imported: once an earlier test imported it, patch that too
+
+    monkeypatch.setattr(app_pages.common, "codec_status", ae.codec_link.codec_status)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     if page:
         at.switch_page(f"app_pages/{page}.py").run()

@@ -116,3 +116,18 @@ def test_cli_train_fills_unset_settings_from_the_defaults(tmp_path):
     assert (got["epochs"], got["lr"], got["batch_size"]) == (16, 3e-3, 32)  # 1,000 digits: 32 steps an epoch
     got = card("--batch-size", "100", "--lr", "1e-3")
     assert (got["epochs"], got["lr"], got["batch_size"]) == (50, 1e-3, 100)  # still 500 steps
+
+
+@pytest.mark.parametrize("arch", ["ff", "cnn"])
+def test_ten_seeded_steps_lower_the_loss_on_digits_never_trained_on(sample, arch):
+    # The fast subset's "training works": the 60-step runs above are marked slow.
+    from ae.train import DEFAULT_LR
+
+    train = Digits(sample.images[:200], sample.labels[:200], "200 sample digits")
+    held_out = Digits(sample.images[800:], sample.labels[800:], "200 other sample digits")
+    trainer = Trainer(TrainSettings(model=arch, epochs=5, batch_size=32, lr=DEFAULT_LR[arch], max_steps=10, seed=3),
+                      train)
+    before = mean_loss(trainer.model, held_out, trainer.device)
+    events = list(trainer.run())
+    assert events[-1].step == 10 and not trainer.model.training
+    assert mean_loss(trainer.model, held_out, trainer.device) < 0.85 * before
