@@ -113,6 +113,7 @@ def test_symbols_are_clamped_to_the_alphabet():
     assert quantize(y, "symbols").tolist() == [[-MAX_SYMBOL, -1, 0, 0, 2, MAX_SYMBOL]]
 
 
+@pytest.mark.slow  # starts two Python processes
 def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sample, tmp_path):
     path = save_model(coder.model, tmp_path / "tiny.safetensors", {})
     payload = compress(sample.images[:200], coder)
@@ -133,6 +134,7 @@ def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sam
         assert run.stdout.strip() == here
 
 
+@pytest.mark.slow  # trains a model and starts a Python process
 def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(sample, tmp_path):
     """The convolutional codec model shares the machinery: a payload decodes to the rounded
     latents' exact decoding, the same bytes with one thread and with two."""
