@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,22 @@ def sample():
     from ae.sample import load_sample
 
     return load_sample()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_tests_reuse_what_never_changes_in_a_run():
+    """Each AppTest scans every installed package for Streamlit components and each of its runs
+    compiles the app's scripts again: neither changes while the tests run, so both are done once
+    (a tenth of a second per app, seconds over the suite). Only when a test module uses AppTest."""
+    app_test = sys.modules.get("streamlit.testing.v1.app_test")
+    if app_test is None:
+        yield
+        return
+    import streamlit.components.v2.manifest_scanner as scanner
+
+    found = scanner.scan_component_manifests()
+    shared_scripts = app_test.ScriptCache()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scanner, "scan_component_manifests", lambda *args, **kwargs: list(found))
+        patch.setattr(app_test, "ScriptCache", lambda: shared_scripts)
+        yield

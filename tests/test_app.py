@@ -3,9 +3,11 @@ and its widgets change what is shown. Models come from the shipped weights when 
 small untrained ones saved in the (temporary) user models folder, so the tests need neither a
 dataset nor trained weights. The drawing canvas is an unknown element here: the browser test
 draws on it."""
+import ast
 import io
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -325,9 +327,15 @@ def test_a_gallery_link_opens_its_digit_and_models(user_models):
     assert at.segmented_control(key="gallery_mode").value == "index"
 
 
+# More malformed digits go through the same fallback: test_view_state refuses each kind in
+# microseconds, so here they run with the slow tests only.
 @pytest.mark.parametrize("params", [
-    {"digit": "index:99999"}, {"digit": "class:7:100000"}, {"digit": "class:x"}, {"digit": "seven"},
-    {"digit": "index:1e3"}, {"ff": "no-such-model"}, {"cnn": "x" * 5000},
+    {"digit": "index:99999"},
+    pytest.param({"digit": "class:7:100000"}, marks=pytest.mark.slow),
+    pytest.param({"digit": "class:x"}, marks=pytest.mark.slow),
+    pytest.param({"digit": "seven"}, marks=pytest.mark.slow),
+    pytest.param({"digit": "index:1e3"}, marks=pytest.mark.slow),
+    {"ff": "no-such-model"}, {"cnn": "x" * 5000},
 ])
 def test_bad_link_values_fall_back_to_the_default_with_a_note(user_models, params):
     at = open_link("gallery", **params)
@@ -388,6 +396,70 @@ def test_compare_page_with_and_without_a_benchmark(user_models, tmp_path, monkey
     (tmp_path / "benchmark.json").write_text(json.dumps({"meta": {"data": "test", "digits": 3}, "results": rows}))
     at = open_page("compare")
     assert at.get("plotly_chart") and len(at.dataframe[0].value) == 3
+
+
+def _small_benchmark(path) -> None:
+    import json
+
+    rows = [{"method": m, "family": f, "label": m.upper(), "setting": s, "bytes_per_digit": b, "psnr": p,
+             "ssim": q, "accuracy": 0.95, "digits_per_s_batch": 1000.0, "ms_single": 0.5}
+            for m, f, s, b, p, q in [("png", "classic", None, 150.0, 100.0, 1.0), ("rd", "neural", "q1", 8.0, 18.0, 0.8),
+                                     ("rd", "neural", "q2", 12.0, 21.0, 0.9)]]
+    path.write_text(json.dumps({"meta": {"data": "test", "digits": 3}, "results": rows}))
+
+
+def _chart_traces(at: AppTest) -> dict[str, dict]:
+    import json
+
+    return {t["name"]: t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+
+
+def test_compare_chart_draws_the_published_reference_marks(user_models, tmp_path, monkeypatch):
+    """Bit-Swap's lossless 126 B is a dotted line on every chart (lossless stays off the PSNR axis);
+    NERD's two fixed-rate points are open grey marks on the PSNR chart, labelled 32×32, with the
+    paper in their hover text; every measured series is still drawn as before."""
+    import ae.benchmark_results as br
+
+    monkeypatch.setattr(br, "DEFAULT_PATH", tmp_path / "benchmark.json")
+    _small_benchmark(tmp_path / "benchmark.json")
+    at = open_page("compare")
+    traces = _chart_traces(at)
+    assert {"codec, one payload per digit", "Bit-Swap, lossless (28×28)", "NERD fixed-rate DNN (32×32)"} == set(traces)
+    measured = traces["codec, one payload per digit"]
+    assert "legendgroup" not in measured or measured["legendgroup"] != "published"
+    nerd = traces["NERD fixed-rate DNN (32×32)"]
+    assert nerd["x"] == [4.5, 4.0] and nerd["y"] == [22.7, 22.1]
+    assert nerd["mode"] == "markers" and nerd["marker"]["symbol"].endswith("-open")
+    assert all("32×32" in h and "JSAIT 2022" in h and "not measured here" in h for h in nerd["hovertext"])
+    bit_swap = traces["Bit-Swap, lossless (28×28)"]
+    assert bit_swap["x"] == [126.42, 126.42] and bit_swap["y"] == [18.0, 21.0]  # across the lossy PSNRs only
+    assert bit_swap["mode"] == "lines" and "ICML 2019" in bit_swap["hovertext"][0]
+    for mark in (nerd, bit_swap):
+        assert mark["legendgroup"] == "published"
+        assert mark["legendgrouptitle"]["text"] == "published, not measured here"
+    captions = texts(at.caption)
+    assert "Lossless methods (PNG 150 B) are not on the PSNR chart" in captions
+    assert "Bit-Swap's lossless 126 B" in captions
+    assert "Kingma, Abbeel & Ho, ICML 2019" in captions and "Lei, Hassani & Saeedi Bidokhti, IEEE JSAIT 2022" in captions
+
+    at.segmented_control(key="compare_metric").set_value("SSIM").run()
+    assert_clean(at)
+    traces = _chart_traces(at)  # no published SSIM for NERD; Bit-Swap is lossless, so it is drawn
+    assert set(traces) == {"PNG", "codec, one payload per digit", "Bit-Swap, lossless (28×28)"}
+    assert traces["Bit-Swap, lossless (28×28)"]["y"] == [0.8, 1.0]
+    assert "Lei, Hassani" not in texts(at.caption)
+
+
+@pytest.mark.parametrize("content", [None, "{not json", '{"results": {}}', '{"results": [{"label": "no method"}]}'])
+def test_compare_page_explains_a_missing_or_broken_benchmark(user_models, tmp_path, monkeypatch, content):
+    import ae.benchmark_results as br
+
+    monkeypatch.setattr(br, "DEFAULT_PATH", tmp_path / "benchmark.json")
+    if content is not None:
+        (tmp_path / "benchmark.json").write_text(content)
+    at = open_page("compare")
+    assert "python -m ae benchmark" in texts(at.info) and "benchmark.json" in texts(at.info)
+    assert not at.get("plotly_chart") and not at.dataframe
 
 
 @pytest.mark.slow  # starts a training process
@@ -479,7 +551,44 @@ def test_train_page_shows_who_holds_the_slot_and_disables_start(monkeypatch):
     assert not at.button(key="train_start").disabled and "someone-else" not in texts(at.warning)
 
 
-@pytest.mark.parametrize("page", [None, "draw", "gallery", "latent_explorer", "send_receive", "compare", "train"])
+def navigation() -> dict[str, str | None]:
+    """app.py's menu, read from its st.Page(...) calls: title -> the page's file stem in app_pages/
+    (None for the page app.py defines as a function, Home). Hidden pages are st.Page calls too."""
+    pages = {}
+    for node in ast.walk(ast.parse(Path(__file__).resolve().parent.parent.joinpath("app.py").read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Page":
+            title = next(k.value.value for k in node.keywords if k.arg == "title")
+            target = node.args[0]
+            pages[title] = Path(target.value).stem if isinstance(target, ast.Constant) else None
+    return pages
+
+
+NAVIGATION = navigation()
+
+# What each page says with no shipped weights, no user models and no codec: (element, words).
+# Every error box a page shows is listed here; the other elements may show more.
+MISSING_WEIGHTS_MESSAGES = {
+    "home": [("warning", "`weights/ff.safetensors` are missing"), ("warning", "`weights/cnn.safetensors` are missing"),
+             ("warning", "git checkout weights/"), ("caption", "Entropy codec: The codec has no trained operating points")],
+    "draw": [("error", "No autoencoder weights found"), ("error", "git checkout weights/"), ("info", "Draw a digit")],
+    "gallery": [("error", "No autoencoder weights found"), ("info", "No feedforward autoencoder is available"),
+                ("info", "No convolutional autoencoder is available"), ("info", "Codec not available: The codec has no trained operating points")],
+    "latent_explorer": [("error", "No autoencoder weights found"), ("info", "No feedforward autoencoder is available")],
+    "send_receive": [("warning", "Codec not available"), ("warning", "no trained operating points")],
+    "compare": [("info", "No shipped weights found in `weights/`")],
+    "train": [("info", "trains on the bundled sample"), ("info", "Start training")],  # it works: training is the remedy
+}
+
+
+def test_the_page_tests_cover_the_whole_navigation():
+    assert set(MISSING_WEIGHTS_MESSAGES) == set(NAVIGATION.values())
+    # No page file is left out of the menu (the other modules in app_pages/ draw no page of their own).
+    page_files = {p.stem for p in Path(__file__).resolve().parent.parent.joinpath("app_pages").glob("*.py")
+                  if "st.title(" in p.read_text()}
+    assert page_files <= set(NAVIGATION.values())
+
+
+@pytest.mark.parametrize("page", list(NAVIGATION.values()), ids=list(NAVIGATION))
 def test_every_page_explains_missing_weights(tmp_path, monkeypatch, page):
     """No shipped weights, no user models, no codec points: messages, never a traceback."""
     import ae.registry
@@ -490,8 +599,24 @@ def test_every_page_explains_missing_weights(tmp_path, monkeypatch, page):
         at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     shown = texts(at.error) + texts(at.warning) + texts(at.info)
-    if page in (None, "draw", "gallery"):
+    if page in ("home", "draw", "gallery"):
         assert "weights" in shown
+    expected = MISSING_WEIGHTS_MESSAGES[page]
+    for kind, words in expected:
+        assert words in texts(getattr(at, kind)), (kind, words, [e.value for e in getattr(at, kind)])
+    for error in at.error:  # no error box beyond the expected ones
+        assert any(words in error.value for kind, words in expected if kind == "error"), error.value
+
+
+def test_every_page_opens_clean_with_the_shipped_weights():
+    """What a first visitor sees: each page of the menu in turn, no exception and no error box."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    for title, page in NAVIGATION.items():
+        if page:
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.exception, (title, [e.value for e in at.exception])
+        assert not at.error, (title, [e.value for e in at.error])
+        assert len(at.title) == 1, title  # the page itself was drawn, not just the frame
 
 
 def test_a_running_training_is_kept_alive_from_any_page():

@@ -53,6 +53,7 @@ def test_the_op_list_reproduces_the_decoder(config):
     assert np.abs(replay(exported.blob, z) - decode(model, z)[0].reshape(-1)).max() < 1e-5
 
 
+@pytest.mark.slow  # starts two Python processes
 def test_the_blob_hash_is_the_same_in_another_process():
     code = ("import torch; from ae.browser_decoder import export_decoder; from ae.architectures import build_model; from ae.models import DEFAULT_CONFIGS; "
             "torch.manual_seed(0); print(export_decoder(build_model(DEFAULT_CONFIGS['cnn'])).sha256)")

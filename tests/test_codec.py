@@ -129,6 +129,7 @@ def in_fresh_processes(script: str, *args: str) -> list[str]:
     return outputs
 
 
+@pytest.mark.slow  # starts two Python processes
 def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sample, tmp_path):
     path = save_model(coder.model, tmp_path / "tiny.safetensors", {})
     payload = compress(sample.images[:200], coder)
@@ -145,6 +146,7 @@ def test_decoding_is_bit_identical_across_processes_and_thread_counts(coder, sam
     assert in_fresh_processes(script) == [here, here]
 
 
+@pytest.mark.slow  # trains a model and starts a Python process
 def test_convolutional_model_codes_exactly_and_identically_across_thread_counts(sample, tmp_path):
     """The convolutional codec model shares the machinery: a payload decodes to the rounded
     latents' exact decoding, the same bytes with one thread and with two."""

@@ -96,6 +96,7 @@ def test_corrupt_payload_leaves_no_partial_output(tmp_path, sample, capsys):
     assert "give a folder" in capsys.readouterr().err and not (tmp_path / "one.png").exists()
 
 
+@pytest.mark.slow  # runs every codec of the benchmark
 def test_benchmark_runs_on_a_tiny_sample(tmp_path, capsys):
     out, html = tmp_path / "bench.json", tmp_path / "bench.html"
     assert main(["benchmark", "--sample", "--limit", "12", "--json", str(out), "--html", str(html),

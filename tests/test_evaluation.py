@@ -23,6 +23,7 @@ def test_metrics_behave():
     assert psnr(half, torch.zeros_like(half)).item() == pytest.approx(10 * torch.log10(torch.tensor(4.0)).item())
 
 
+@pytest.mark.slow  # evaluates both shipped autoencoders on all 1,000 sample digits, timed
 def test_evaluate_json_on_the_sample_meets_ninety_percent_of_targets(capsys):
     assert main(["evaluate", "--sample", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
@@ -61,3 +62,26 @@ def test_cli_train_refuses_bad_settings_with_a_message(bad, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert bad[0] in err and "Traceback" not in err
+
+
+def test_evaluate_json_on_a_hundred_sample_digits(capsys):
+    # The fast subset's evaluation: the same measures and targets on a seeded tenth of the sample.
+    assert main(["evaluate", "--sample", "--limit", "100", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert set(results) == {"ff", "cnn", "classifier"}
+    for name, target in PSNR_TARGET.items():
+        assert results[name]["digits"] == 100 and results[name]["latent_dim"] == load_model(name).latent_dim
+        assert results[name]["psnr"] >= 0.9 * target and results[name]["accuracy"] >= 0.9, name
+    assert results["classifier"]["digits"] == 100 and results["classifier"]["accuracy"] >= 0.97
+
+
+def test_python_dash_m_ae_runs_the_cli(monkeypatch, capsys):
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["python -m ae", "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("ae", run_name="__main__")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("train", "evaluate", "compress", "decompress", "benchmark"))

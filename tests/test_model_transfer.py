@@ -22,9 +22,9 @@ from ae.weights import MAX_CARD_BYTES, card_path, load_model, save_model, user_m
 APP = "../app.py"
 
 
-@pytest.fixture
-def saved(tmp_path) -> Path:
-    """A small CNN, trained for a few steps on the bundled sample and saved as the app saves it."""
+@pytest.fixture(scope="module")
+def trained_cnn():
+    """A small CNN, trained for a few steps on the bundled sample (once: the tests only read it)."""
     from ae.sample import load_sample
     from ae.train import TrainSettings, Trainer
 
@@ -32,7 +32,13 @@ def saved(tmp_path) -> Path:
     trainer = Trainer(settings, load_sample())
     for _ in trainer.run():
         pass
-    return save_model(trainer.model, tmp_path / "out" / "mine.safetensors", {"note": "three steps"})
+    return trainer.model
+
+
+@pytest.fixture
+def saved(tmp_path, trained_cnn) -> Path:
+    """That CNN saved as the app saves it, in this test's own folder."""
+    return save_model(trained_cnn, tmp_path / "out" / "mine.safetensors", {"note": "three steps"})
 
 
 def zip_of(files: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:

@@ -159,6 +159,7 @@ def fresh_process(script: str, threads: str, *args: str) -> str:
 
 
 @shipped
+@pytest.mark.slow  # starts a Python process
 def test_the_receiver_never_imports_torch(tmp_path, sample):
     """`python -m ae decompress` of a single digit and of a container, in a fresh process:
     PyTorch is in neither sys.modules nor the import-time trace, and the PNGs hold the pixels."""
@@ -183,6 +184,7 @@ def test_the_receiver_never_imports_torch(tmp_path, sample):
 
 
 @shipped
+@pytest.mark.slow  # starts two Python processes
 def test_pixels_are_identical_across_processes_and_thread_counts(tmp_path, sample):
     payloads = {point: compress(sample.images[:300], point) for point in POINTS}
     for point, payload in payloads.items():

@@ -9,6 +9,7 @@ from ae.train import DEFAULT_STEPS, Trainer, TrainSettings, default_settings, me
 from ae.weights import load_card
 
 
+@pytest.mark.slow  # 60 training steps of a CNN
 def test_short_training_on_the_sample_lowers_the_loss(sample):
     settings = TrainSettings(model="cnn", latent_dim=16, epochs=3, batch_size=50, lr=2e-3,
                              report_every=5, seed=3)
@@ -43,6 +44,7 @@ def test_stops_between_steps_when_asked(sample):
     assert trainer.card()["training"]["stopped_early"] is True
 
 
+@pytest.mark.slow  # two epochs of the classifier
 def test_classifier_trains_through_the_same_loop(sample):
     trainer = Trainer(TrainSettings(model="classifier", epochs=2, batch_size=100, report_every=100), sample)
     losses = [e.loss for e in trainer.run()]
@@ -55,6 +57,7 @@ def _reconstructions(trainer, images):
     return trainer.model(images.to(trainer.device)).cpu()
 
 
+@pytest.mark.slow  # 60 training steps of a CNN
 def test_cnn_does_not_collapse_to_the_all_background_image(sample):
     # With the output starting at 0.5 grey, Adam overshot into a saturated all-black output
     # within ~10 steps (loss stuck at the black image's ~0.10, identical reconstructions).
@@ -114,3 +117,18 @@ def test_cli_train_fills_unset_settings_from_the_defaults(tmp_path):
     assert (got["epochs"], got["lr"], got["batch_size"]) == (16, 3e-3, 32)  # 1,000 digits: 32 steps an epoch
     got = card("--batch-size", "100", "--lr", "1e-3")
     assert (got["epochs"], got["lr"], got["batch_size"]) == (50, 1e-3, 100)  # still 500 steps
+
+
+@pytest.mark.parametrize("arch", ["ff", "cnn"])
+def test_ten_seeded_steps_lower_the_loss_on_digits_never_trained_on(sample, arch):
+    # The fast subset's "training works": the 60-step runs above are marked slow.
+    from ae.train import DEFAULT_LR
+
+    train = Digits(sample.images[:200], sample.labels[:200], "200 sample digits")
+    held_out = Digits(sample.images[800:], sample.labels[800:], "200 other sample digits")
+    trainer = Trainer(TrainSettings(model=arch, epochs=5, batch_size=32, lr=DEFAULT_LR[arch], max_steps=10, seed=3),
+                      train)
+    before = mean_loss(trainer.model, held_out, trainer.device)
+    events = list(trainer.run())
+    assert events[-1].step == 10 and not trainer.model.training
+    assert mean_loss(trainer.model, held_out, trainer.device) < 0.85 * before
