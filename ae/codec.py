@@ -1,15 +1,19 @@
 """The codec: digit images -> a few bytes -> digit images, with a rate-distortion autoencoder,
 integer probability tables and constriction's range coder.
 
-Payload formats (all integers big-endian):
+Payload formats, version 2 (all integers big-endian):
 
-  single digit   [tag:1][crc16:2][body]            header = 3 bytes
-  container      [tag:1][count:LEB128][crc32:4][body]
-  tag            bits 7-5 format version (1), bit 4 container flag, bits 3-0 operating-point id
+  single digit   [1ppp cccc][cccc cccc][body]     header = 2 bytes: point id p (0-7), 12-bit check c
+  container      [0100 pppp][count:LEB128][crc32:4][body]
+  0010 / 0011    the first nibble of format version 1's single and container tags: refused with
+                 a message that says so (version 1 payloads do not decode here)
 
-The CRC covers a fingerprint of the model (8 bytes of a sha256 over its weights and tables),
-the header bytes before it and the body, so a payload made by another model, even one with the
-same id, fails the check. The body is constriction's range-coder output for the latent symbols
+The single digit's check is a CRC-12 (polynomial x^12+x^11+x^3+x^2+x+1) of the model's
+fingerprint (8 bytes of a sha256 over its weights and tables), the body and the 4-bit code,
+sent right after the code: code and check are then one stretch of the codeword, so any change
+within 12 consecutive bits of it (any changed byte of header or body) is always detected. The
+container's CRC-32 covers the fingerprint, the header bytes before it and the body. A payload
+made by another model, even one with the same id, fails the check. The body is constriction's range-coder output for the latent symbols
 (per latent dimension, one integer frequency table stored with the weights, rescaled in integers
 to the coder's 24-bit table, `coder_table`, which the coder's models hold exactly), cut to the
 shortest byte prefix that still decodes to the same symbols when zero-padded to whole 32-bit
@@ -37,7 +41,6 @@ Every size the project reports is `len(payload)`, header included.
 """
 from __future__ import annotations
 
-import binascii
 import hashlib
 import zlib
 from collections.abc import Iterator
@@ -59,10 +62,13 @@ from ae.weights import MAX_WEIGHTS_BYTES, load_arrays, load_model
 if TYPE_CHECKING:
     import torch
 
-FORMAT_VERSION = 1
-SINGLE_HEADER_BYTES = 3
-CONTAINER_FLAG = 0x10
-MAX_POINT_ID = 15
+FORMAT_VERSION = 2
+SINGLE_HEADER_BYTES = 2
+SINGLE_CODE = 0x8  # first nibble 1ppp: a single digit of point ppp
+CONTAINER_CODE = 0x4  # first nibble 0100: a container, point id in the second nibble
+VERSION_1_CODES = (0x2, 0x3)  # version 1's tags began 001x
+MAX_POINT_ID = 7  # three bits in a single digit's header
+CRC12_POLY = 0x80F  # CRC-12: x^12 + x^11 + x^3 + x^2 + x + 1
 MAX_CONTAINER_DIGITS = 1 << 20  # what the header allows; callers choose a lower max_digits
 DEFAULT_MAX_DIGITS = 100_000  # decompress's default cap (the CLI's --max-digits default)
 CHUNK_DIGITS = 1024  # digits per chunk of a container's symbol order (and per decoding step)
@@ -373,8 +379,35 @@ def as_image_batch(images) -> torch.Tensor:
         raise CodecError(str(exc)) from None
 
 
-def _tag(point_id: int, container: bool) -> int:
-    return (FORMAT_VERSION << 5) | (CONTAINER_FLAG if container else 0) | point_id
+def _crc12_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        reg = byte << 4  # the byte enters at the top of the 12-bit register
+        for _ in range(8):
+            reg = ((reg << 1) ^ CRC12_POLY) & 0xFFF if reg & 0x800 else (reg << 1) & 0xFFF
+        table.append(reg)
+    return table
+
+
+_CRC12 = _crc12_table()
+
+
+def crc12(data: bytes, tail_bits: int = 0, tail_len: int = 0) -> int:
+    """CRC-12 of `data` followed by the `tail_len` low bits of `tail_bits` (MSB first): the
+    remainder of the message times x^12, so message and check together form a CRC codeword."""
+    reg = 0
+    for byte in data:
+        reg = ((reg << 8) & 0xFFF) ^ _CRC12[((reg >> 4) ^ byte) & 0xFF]
+    for i in range(tail_len - 1, -1, -1):
+        feedback = ((reg >> 11) ^ (tail_bits >> i)) & 1
+        reg = (reg << 1) & 0xFFF
+        if feedback:
+            reg ^= CRC12_POLY
+    return reg
+
+
+def _single_check(coder: PointCoder, body: bytes) -> int:
+    return crc12(coder.fingerprint + body, SINGLE_CODE | coder.id, 4)
 
 
 def _leb128(n: int) -> bytes:
@@ -405,12 +438,10 @@ def frame(coder: PointCoder, body: bytes, count: int, container: bool) -> bytes:
     scripts/hostile_inputs.py frame crafted bodies with it: the check protects against damage,
     not forgery, since the fingerprint comes from public weights.)"""
     if container:
-        head = bytes([_tag(coder.id, True)]) + _leb128(count)
-        crc = zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big")
-    else:
-        head = bytes([_tag(coder.id, False)])
-        crc = binascii.crc_hqx(coder.fingerprint + head + body, 0).to_bytes(2, "big")
-    return head + crc + body
+        head = bytes([(CONTAINER_CODE << 4) | coder.id]) + _leb128(count)
+        return head + zlib.crc32(coder.fingerprint + head + body).to_bytes(4, "big") + body
+    header = ((SINGLE_CODE | coder.id) << 12) | _single_check(coder, body)
+    return header.to_bytes(2, "big") + body
 
 
 def compress(images, point: str | int | OperatingPoint | PointCoder = "rd-q2",
@@ -428,12 +459,17 @@ def parse_header(payload: bytes) -> tuple[int, bool, int, int]:
     payload = bytes(payload)
     if len(payload) < SINGLE_HEADER_BYTES:
         raise CodecError(f"The payload is {len(payload)} bytes: too short to be a digit payload.")
-    tag = payload[0]
-    if tag >> 5 != FORMAT_VERSION:
-        raise CodecError(f"Not a digit payload of format version {FORMAT_VERSION} (first byte 0x{tag:02x}).")
-    point_id, container = tag & 0x0F, bool(tag & CONTAINER_FLAG)
-    if not container:
-        return point_id, False, 1, SINGLE_HEADER_BYTES
+    code = payload[0] >> 4
+    if code & SINGLE_CODE:
+        return code & MAX_POINT_ID, False, 1, SINGLE_HEADER_BYTES
+    if code in VERSION_1_CODES:
+        raise CodecError("This payload was made by format version 1 (the codec before version 2), which "
+                         "this version no longer decodes: ask the sender to send the digit again with the "
+                         "current app or `python -m ae compress`.")
+    if code != CONTAINER_CODE:
+        raise CodecError(f"Not a digit payload of format version {FORMAT_VERSION} "
+                         f"(first byte 0x{payload[0]:02x}).")
+    point_id = payload[0] & 0x0F
     count, shift, pos = 0, 0, 1
     while True:
         if pos >= len(payload) or shift > 20:
@@ -519,10 +555,10 @@ def open_payload(payload: bytes, coders: list[PointCoder] | None = None,
         raise CodecError(f"The container claims {count:,} digits, but its {len(body):,}-byte body can hold at "
                          f"most {coder.max_digits_in(len(body)):,} at {coder.name}: it is corrupt or truncated.")
     if container:
-        expected = zlib.crc32(coder.fingerprint + head[:-4] + body).to_bytes(4, "big")
+        intact = head[-4:] == zlib.crc32(coder.fingerprint + head[:-4] + body).to_bytes(4, "big")
     else:
-        expected = binascii.crc_hqx(coder.fingerprint + head[:1] + body, 0).to_bytes(2, "big")
-    if head[-len(expected):] != expected:
+        intact = int.from_bytes(head, "big") & 0xFFF == _single_check(coder, body)
+    if not intact:
         raise CodecError(f"Integrity check failed: the payload is corrupt or truncated, or was made by "
                          f"another model than {coder.name}.")
     with _bounded_memory(f"check {count:,} digits"):
