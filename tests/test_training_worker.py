@@ -133,13 +133,13 @@ def test_two_saves_under_one_name_give_two_files_and_overwriting_keeps_the_pair(
     assert json.loads(card_path(path).read_text())["n"] == 3
     assert torch.equal(next(iter(load_model(path).state_dict().values())), next(iter(second.state_dict().values())))
 
-    import ae.weights
+    import safetensors.torch
 
     def broken(state, filename, metadata=None):
         Path(filename).write_bytes(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(ae.weights, "save_file", broken)
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)  # save_model imports it when it saves
     with pytest.raises(OSError):
         save_model(first, user_model_path("never"), exclusive=True)
     assert _saved_pairs(user_models_dir()) == ["same", "same-2"]  # nothing of "never" left
