@@ -128,7 +128,7 @@ def build_inputs(work: Path, data_dir: str | None) -> tuple[list[dict], str]:
         tail = bytes(APP_MAX_BYTES - len(genuine))
         add(f"{point.name}: a genuine {APP_MAX_DIGITS}-digit body + zeros up to 1 MB, valid CRC (app)", "app",
             "app", crafted_container(coder, APP_MAX_DIGITS, genuine[parse_header(genuine)[3]:] + tail))
-        add(f"{point.name}: single-digit header + random 1 MB body, valid CRC-16 (app)", "app", "app",
+        add(f"{point.name}: single-digit header + random 1 MB body, valid CRC-12 (app)", "app", "app",
             crafted_single(coder, body))
         add(f"{point.name}: genuine container of {APP_MAX_DIGITS} digits (the most the app accepts) (app)", "app",
             "app", genuine)
