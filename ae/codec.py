@@ -8,12 +8,15 @@ Payload formats, version 2 (all integers big-endian):
   0010 / 0011    the first nibble of format version 1's single and container tags: refused with
                  a message that says so (version 1 payloads do not decode here)
 
-The single digit's check is a CRC-12 (polynomial x^12+x^11+x^3+x^2+x+1) of the model's
+The single digit's check is a CRC-12 (polynomial x^12+x^11+x^3+x^2+x+1, 0x80F) of the model's
 fingerprint (8 bytes of a sha256 over its weights and tables), the body and the 4-bit code,
 sent right after the code: code and check are then one stretch of the codeword, so any change
-within 12 consecutive bits of it (any changed byte of header or body) is always detected. The
-container's CRC-32 covers the fingerprint, the header bytes before it and the body. A payload
-made by another model, even one with the same id, fails the check. The body is constriction's range-coder output for the latent symbols
+within 12 consecutive bits of it (any changed byte of the body, either header byte while the
+point stays the same) is always detected. A first byte changed to name another shipped point is
+checked against that point's fingerprint (passing at random once in 4,096) and then by the
+canonical re-encode below, which has refused every such case tried. The container's CRC-32
+covers the fingerprint, the header bytes before it and the body. A payload made by another
+model, even one with the same id, fails the check. The body is constriction's range-coder output for the latent symbols
 (per latent dimension, one integer frequency table stored with the weights, rescaled in integers
 to the coder's 24-bit table, `coder_table`, which the coder's models hold exactly), cut to the
 shortest byte prefix that still decodes to the same symbols when zero-padded to whole 32-bit
@@ -56,7 +59,7 @@ from ae.config import ALPHABET, MAX_SYMBOL, TABLE_BITS
 from ae.errors import AEError, WeightsError
 from ae.images import NotDigitImages, as_digit_array, as_image_batch as images_as_batch, from_uint8
 from ae.integer_decoder import IntegerDecoder, IntegerDecoderError, tables_path
-from ae.registry import OperatingPoint, operating_points
+from ae.registry import MAX_POINT_ID, OperatingPoint, operating_points
 from ae.weights import MAX_WEIGHTS_BYTES, load_arrays, load_model
 
 if TYPE_CHECKING:
@@ -67,7 +70,6 @@ SINGLE_HEADER_BYTES = 2
 SINGLE_CODE = 0x8  # first nibble 1ppp: a single digit of point ppp
 CONTAINER_CODE = 0x4  # first nibble 0100: a container, point id in the second nibble
 VERSION_1_CODES = (0x2, 0x3)  # version 1's tags began 001x
-MAX_POINT_ID = 7  # three bits in a single digit's header
 CRC12_POLY = 0x80F  # CRC-12: x^12 + x^11 + x^3 + x^2 + x + 1
 MAX_CONTAINER_DIGITS = 1 << 20  # what the header allows; callers choose a lower max_digits
 DEFAULT_MAX_DIGITS = 100_000  # decompress's default cap (the CLI's --max-digits default)

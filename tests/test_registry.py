@@ -81,6 +81,15 @@ def test_codec_status_says_why_there_are_no_points(shipped):
     assert [p.name for p in operating_points()] == ["first"]
 
 
+def test_a_point_id_beyond_the_header_is_not_offered(shipped):
+    save_point(shipped, "eighth", 8)  # a single digit's header (format version 2) has three bits for it
+    status = codec_status()
+    assert not status.available
+    assert "eighth.safetensors: operating-point id 8 does not fit a payload header (ids 0-7)" in status.message
+    save_point(shipped, "seventh", 7)
+    assert [p.name for p in operating_points()] == ["seventh"]
+
+
 def test_decompress_reads_no_card_once_its_point_is_known(shipped, sample, monkeypatch):
     save_point(shipped, "tiny", 1)
     payload = compress(sample.images[0], "tiny")
