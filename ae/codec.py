@@ -96,9 +96,7 @@ class Decoded:
     @property
     def images(self) -> torch.Tensor:
         """(N,1,28,28) float32 tensor, pixels / 255: for the sender's side (imports PyTorch)."""
-        import torch
-
-        return from_uint8(torch.from_numpy(self.pixels[:, None]))
+        return _as_tensor(self.pixels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,6 +142,17 @@ def categorical(probabilities: np.ndarray):
     return constriction.stream.model.Categorical((np.asarray(probabilities) - 1).astype(np.float64), perfect=False)
 
 
+def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {key: tensor.detach().cpu().contiguous().numpy() for key, tensor in model.state_dict().items()}
+
+
+def _as_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """(N,28,28) uint8 -> (N,1,28,28) float32 tensor, pixels / 255: for the sender's side."""
+    import torch
+
+    return from_uint8(torch.from_numpy(pixels[:, None]))
+
+
 def fingerprint_of(state: dict[str, np.ndarray]) -> bytes:
     """8 bytes of the sha256 over a model's tensors (name, then bytes), in name order: float32
     weights as a loaded model holds them, whatever the file stores."""
@@ -167,7 +176,7 @@ class PointCoder:
     def __init__(self, model: torch.nn.Module, point_id: int, name: str):
         if not hasattr(model, "prior") or not model.prior.ready:
             raise CodecError(f"{name} has no integer probability tables: run its update() step first.")
-        state = {key: tensor.detach().cpu().contiguous().numpy() for key, tensor in model.state_dict().items()}
+        state = _numpy_state(model)
         try:
             decoder = IntegerDecoder.from_layers(model.decoder_layers())
         except (IntegerDecoderError, ValueError) as exc:
@@ -217,8 +226,7 @@ class PointCoder:
                 model = load_model(self._model_path)
             except WeightsError as exc:
                 raise CodecError(f"Cannot load operating point {self.name}: {exc}") from None
-            state = {key: tensor.detach().contiguous().numpy() for key, tensor in model.state_dict().items()}
-            if fingerprint_of(state) != self.fingerprint:
+            if fingerprint_of(_numpy_state(model)) != self.fingerprint:
                 raise CodecError(f"The weights of {self.name} changed since it was loaded: load it again.")
             self._model = model
         return self._model
@@ -239,9 +247,7 @@ class PointCoder:
 
     def images(self, symbols: np.ndarray) -> torch.Tensor:
         """The pixels as a (N,1,28,28) float32 tensor (k/255), for the sender's side."""
-        import torch
-
-        return from_uint8(torch.from_numpy(self.pixels(symbols)[:, None]))
+        return _as_tensor(self.pixels(symbols))
 
     # -- entropy coding ----------------------------------------------------------------------
     def encode_stream(self, symbols: np.ndarray, trim: bool = True) -> bytes:
@@ -381,12 +387,20 @@ def as_image_batch(images) -> torch.Tensor:
         raise CodecError(str(exc)) from None
 
 
+def _crc12_step(reg: int, bit: int) -> int:
+    """One bit into the CRC-12 register (MSB first)."""
+    feedback = ((reg >> 11) ^ bit) & 1
+    reg = (reg << 1) & 0xFFF
+    return reg ^ CRC12_POLY if feedback else reg
+
+
 def _crc12_table() -> list[int]:
+    """The register after eight zero bits from each value of its top byte."""
     table = []
     for byte in range(256):
-        reg = byte << 4  # the byte enters at the top of the 12-bit register
+        reg = byte << 4
         for _ in range(8):
-            reg = ((reg << 1) ^ CRC12_POLY) & 0xFFF if reg & 0x800 else (reg << 1) & 0xFFF
+            reg = _crc12_step(reg, 0)
         table.append(reg)
     return table
 
@@ -401,10 +415,7 @@ def crc12(data: bytes, tail_bits: int = 0, tail_len: int = 0) -> int:
     for byte in data:
         reg = ((reg << 8) & 0xFFF) ^ _CRC12[((reg >> 4) ^ byte) & 0xFF]
     for i in range(tail_len - 1, -1, -1):
-        feedback = ((reg >> 11) ^ (tail_bits >> i)) & 1
-        reg = (reg << 1) & 0xFFF
-        if feedback:
-            reg ^= CRC12_POLY
+        reg = _crc12_step(reg, tail_bits >> i)
     return reg
 
 

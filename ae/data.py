@@ -7,6 +7,7 @@ about the data (`describe_split`) names the dataset and a checksum of its files,
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import socket
@@ -59,10 +60,18 @@ def describe_split(name: str, split: str, count: int, checksum: str | None = Non
 
 def split_checksum(raw_dir: str | os.PathLike, split: str) -> str:
     """sha256 of a split's raw files, images then labels: what
-    `cat t10k-images-idx3-ubyte t10k-labels-idx1-ubyte | sha256sum` prints for the test set."""
+    `cat t10k-images-idx3-ubyte t10k-labels-idx1-ubyte | sha256sum` prints for the test set.
+    Hashed once per version of the files (every `load_digits` names its split by it)."""
+    paths = tuple(Path(raw_dir) / file for file in SPLIT_FILES[split])
+    stamps = tuple((p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return _sha256_of_files(paths, stamps)
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_of_files(paths: tuple[Path, ...], stamps: tuple) -> str:
     digest = hashlib.sha256()
-    for file in SPLIT_FILES[split]:
-        with open(Path(raw_dir) / file, "rb") as f:  # in blocks: the train images are 47 MB
+    for path in paths:
+        with open(path, "rb") as f:  # in blocks: the train images are 47 MB
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()

@@ -42,12 +42,12 @@ import numpy as np
 import torch
 
 from ae import training_worker
-from ae.data import Digits, dataset_available, describe_split, load_digits, resolve_data_dir
+from ae.data import Digits, dataset_available, describe_split, resolve_data_dir
 from ae.errors import AEError
 from ae.models import DEFAULT_CONFIGS
 from ae.registry import user_model_path
 from ae.sample import load_sample
-from ae.train import TrainEvent, TrainSettings
+from ae.train import TrainEvent, TrainSettings, training_data as dataset_split
 from ae.training_slot import SlotHolder, TrainingSlot, format_seconds, slot_dir
 
 PREVIEW_DIGITS = training_worker.PREVIEW_DIGITS
@@ -70,8 +70,7 @@ class TrainingData:
 def training_data(data_dir=None, val_size: int = 2000) -> TrainingData:
     """MNIST's training set when it is on disk; otherwise the bundled sample, split 80/20."""
     if dataset_available(data_dir):
-        train = load_digits("train", data_dir)
-        val = load_digits("test", data_dir).subset(val_size, seed=0)
+        train, val = dataset_split(sample=False, data_dir=data_dir, val_size=val_size)
         return TrainingData(train, val, f"Training on {train.source}; validation on {len(val):,} test digits.", True)
     sample = load_sample()
     order = torch.randperm(len(sample), generator=torch.Generator().manual_seed(0))
