@@ -30,6 +30,37 @@ def error_image(original, reconstruction, size: int = 140) -> Image.Image:
     return Image.fromarray(_heat_colours(err), mode="RGB").resize((size, size), Image.NEAREST)
 
 
+POSITIVE, NEGATIVE, GAP = np.array([214, 39, 40]), np.array([31, 119, 180]), (240, 242, 246)
+
+
+def latent_grid_shape(size: int) -> tuple[int, int]:
+    """Rows and columns for `size` neurons: the squarest grid at most twice as wide as high that
+    they fill exactly (196 -> 14x14, 32 -> 4x8), else one row."""
+    for rows in range(int(size ** 0.5), 0, -1):
+        if size % rows == 0 and size // rows <= 2 * rows:
+            return rows, size // rows
+    return 1, size
+
+
+def latent_image(latent, cell: int = 12) -> Image.Image:
+    """A latent vector as a picture, one square cell per neuron, in reading order: red above zero,
+    blue below, white at zero, the colour's strength scaled to the largest |value|. A picture
+    instead of a chart because the browser redraws it per stroke for the cost of one small PNG."""
+    v = np.asarray(latent, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("an empty latent has no picture")
+    rows, cols = latent_grid_shape(v.size)
+    peak = np.abs(v).max()
+    t = (v / peak if peak > 0 else np.zeros_like(v))[:, None]
+    colours = np.where(t >= 0, 255 - t * (255 - POSITIVE), 255 + t * (255 - NEGATIVE))  # t < 0 here
+    cells = colours.round().astype(np.uint8).reshape(rows, cols, 3)
+    # Each neuron a cell of `cell` px with a 1-px light line around it, so white cells stay visible.
+    picture = np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)
+    picture[::cell, :] = GAP
+    picture[:, ::cell] = GAP
+    return Image.fromarray(np.ascontiguousarray(picture), mode="RGB")
+
+
 def strip(images: list[Image.Image], gap: int = 4, background=(255, 255, 255)) -> Image.Image:
     """Pictures side by side in one image, with a small gap between them."""
     if not images:

@@ -15,7 +15,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ae import analysis
 from ae.analysis import AutoencoderView, CodedPayload, DrawView, SizeBar
 from ae.data import dataset_available, load_digits
-from ae.display import digit_image
+from ae.display import digit_image, latent_grid_shape, latent_image
 from ae.errors import AEError, NothingDrawn
 from ae.images import as_digit_array
 from ae.preprocess import drawing_to_digit, image_file_to_digit
@@ -29,7 +29,6 @@ from app_pages.shared_view import from_link, publish
 
 ARCH_TITLES = {"ff": "Feedforward autoencoder", "cnn": "Convolutional autoencoder"}
 SHORT_TITLES = {"ff": "Feedforward (FF)", "cnn": "Convolutional (CNN)"}
-LATENT_CHART_HEIGHT = 240  # px
 SIZE_COLOURS = {"pixels": "#7f7f7f", "float32": "#ff7f0e", "8-bit": "#1f77b4", "coded": "#2ca02c"}
 UPLOADED_MODELS = "uploaded_models"  # session state: this session's uploaded models, never shared
 IMAGE_UPLOAD_HELP = "PNG, JPEG, GIF, WebP or BMP; a dark digit on light paper or a light digit on black."
@@ -99,10 +98,9 @@ def warm_up(models: dict[str, ModelEntry | None]) -> None:
     for entry in models.values():
         if entry is not None:
             try:
-                model = load_entry(entry)
+                load_entry(entry)
             except AEError:
-                continue  # reported where the model is used
-            _chart_template(entry.arch, model.latent_dim, LATENT_CHART_HEIGHT)  # validated once
+                pass  # reported where the model is used
     _size_chart_template()
     classifier()
     _warm_codec()
@@ -272,46 +270,6 @@ def choose_digit(key: str, sources=("Test set", "Draw", "Upload")) -> tuple[np.n
 
 # ---- charts ----
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _chart_template(arch: str, size: int, height: int) -> dict:
-    """latent_chart's validated figure for a zero latent of this size, as a dict (read-only)."""
-    return latent_chart(np.zeros(size, dtype=np.float32), arch, height).to_dict()
-
-
-def quick_latent_chart(latent: np.ndarray, arch: str, height: int = LATENT_CHART_HEIGHT) -> go.Figure:
-    """The same figure as latent_chart, without plotly validating every property again (~10 ms
-    a figure, twice a stroke): the validated figure of a zero latent, this latent's values put in."""
-    template = _chart_template(arch, len(latent), height)
-    trace = dict(template["data"][0])
-    if trace["type"] == "heatmap":
-        side = int(round(len(latent) ** 0.5))
-        trace["z"] = latent.reshape(side, side)
-    else:
-        trace["y"] = latent
-        trace["marker"] = {**trace["marker"], "color": np.where(latent >= 0, "#ff4b4b", "#1f77b4")}
-    return go.Figure({**template, "data": [trace]}, _validate=False)
-
-
-def latent_chart(latent: np.ndarray, arch: str, height: int = LATENT_CHART_HEIGHT) -> go.Figure:
-    """196 FF neurons as a 14×14 heat map; other latents as bars (one per neuron)."""
-    d = len(latent)
-    side = int(round(d ** 0.5))
-    if arch == "ff" and side * side == d:
-        fig = go.Figure(go.Heatmap(z=latent.reshape(side, side), colorscale="RdBu", zmid=0,
-                                   colorbar=dict(thickness=10, title=dict(text="value", side="right")),
-                                   hovertemplate="neuron %{customdata}<br>value %{z:.3f}<extra></extra>",
-                                   customdata=np.arange(d).reshape(side, side)))
-        fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
-        fig.update_xaxes(showticklabels=False)
-    else:
-        fig = go.Figure(go.Bar(x=np.arange(d), y=latent, marker_color=np.where(latent >= 0, "#ff4b4b", "#1f77b4"),
-                               hovertemplate="neuron %{x}<br>value %{y:.3f}<extra></extra>"))
-        fig.update_xaxes(title_text="latent neuron")
-        fig.update_yaxes(title_text="value")
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
-    return fig
-
-
 def _size_chart_values(bars: list[SizeBar]) -> tuple[dict, dict]:
     """The bar trace's data and the axes' extent, one per drawn digit."""
     sizes = [b.size for b in bars]
@@ -353,7 +311,8 @@ def quick_size_chart(bars: list[SizeBar]) -> go.Figure:
 
 def show_size_chart(view: DrawView, key: str) -> None:
     st.subheader("How many bytes?")
-    st.plotly_chart(quick_size_chart(view.bars), key=f"{key}_sizes", config={"displayModeBar": False})
+    # Static: hovering would only repeat each bar's label, and a static plot is cheaper to redraw.
+    st.plotly_chart(quick_size_chart(view.bars), key=f"{key}_sizes", config={"displayModeBar": False, "staticPlot": True})
     st.caption("Each bar is a payload that exists and decodes: its length in bytes, and the PSNR of what it "
                "decodes back to against this digit (raw pixels and PNG hold the 8-bit digit itself: lossless). "
                "A float32 latent takes 4 bytes a neuron, so the FF's 196 neurons weigh as much as the raw digit; "
@@ -420,14 +379,23 @@ def show_autoencoder(arch: str, entry: ModelEntry | None, result: AutoencoderVie
     if result.reading is not None:
         right.metric("Classifier reads", f"{result.reading.label}", help="What the shipped digit classifier sees in the reconstruction.",
                      delta=f"{100 * result.reading.confidence:.0f}% sure", delta_color="off", delta_arrow="off")
-    st.plotly_chart(quick_latent_chart(result.latent, arch), key=f"{key}_latent_{arch}",
-                    config={"displayModeBar": False})
-    st.caption("The latent neurons for this digit (the 196 FF neurons as a 14×14 grid)." if arch == "ff"
-               else "The latent neurons for this digit, one bar each.")
+    show_latent(result.latent)
     rows = [{"form": f.name, "size": f"{f.size} B", "decoded PSNR": f"{f.decoded_psnr:.1f} dB"} for f in result.forms]
     notes = [f"{f.name}: {f.note}" for f in result.forms]
     small_table(rows)
     st.caption("; ".join(notes) + ". Decoded PSNR: what each form decodes back to, against the input digit.")
+
+
+def show_latent(latent: np.ndarray, width: int = 168) -> None:
+    # A picture, not a chart: a plotly chart cost the browser ~0.15 s to redraw on every stroke,
+    # most of a page's redraw (the Latent explorer has the interactive view).
+    rows, cols = latent_grid_shape(latent.size)
+    picture = latent_image(latent, cell=max(4, width // cols))
+    st.image(f"data:image/png;base64,{base64.b64encode(png_encode(picture, fast=True)).decode()}")
+    peak = float(np.abs(latent).max())
+    st.caption(f"The code itself: its {latent.size} latent neurons for this digit, {rows}×{cols} in reading order. "
+               f"Red above zero, blue below, white at zero; the strongest is {peak:.2f}. The Latent explorer "
+               "lets you change them.")
 
 
 def side_by_side(digit, caption: str, models: dict[str, ModelEntry | None], key: str) -> None:

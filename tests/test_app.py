@@ -117,7 +117,11 @@ def test_draw_page_compresses_an_uploaded_digit(user_models):
     assert sorted(sizes["8-bit latent"]) == [32 + 8, 196 + 8]
     import json  # the byte chart above the tables: one bar per form, the same bytes
 
-    bars = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1  # the latents are pictures, not charts the browser redraws per stroke
+    assert sum("latent neurons for this digit, 14×14" in c.value for c in at.caption) == 1  # FF
+    assert sum("latent neurons for this digit, 4×8" in c.value for c in at.caption) == 1  # CNN's 32
+    bars = json.loads(charts[0].proto.spec)["data"][0]
     named = dict(zip(bars["y"], bars["x"]))
     assert named["raw pixels"] == 784 and named["PNG"] == sizes["PNG"][0]
     assert sorted([named["FF 8-bit latent"], named["CNN 8-bit latent"]]) == sorted(sizes["8-bit latent"])

@@ -57,17 +57,30 @@ def test_the_view_is_plain_data_that_pickles(sample, models):
     assert b"torch" not in pickle.dumps(view)
 
 
-@pytest.mark.parametrize("arch,size", [("ff", 196), ("cnn", 32), ("ff", 30)])
-def test_the_quick_latent_chart_is_the_validated_one(arch, size):
-    import json
+@pytest.mark.parametrize("size,grid", [(196, (14, 14)), (32, (4, 8)), (64, (8, 8)), (7, (1, 7))])
+def test_the_latent_picture_has_one_cell_per_neuron_coloured_by_sign(size, grid):
+    from ae.display import NEGATIVE, POSITIVE, latent_grid_shape, latent_image
 
-    import plotly.io as pio
+    assert latent_grid_shape(size) == grid
+    latent = np.zeros(size, dtype=np.float32)
+    latent[0], latent[-1] = 2.0, -2.0  # the strongest of each sign; the rest zero
+    cell = 10
+    picture = np.asarray(latent_image(latent, cell=cell))
+    assert picture.shape == (grid[0] * cell, grid[1] * cell, 3)
+    centre = cell // 2
+    assert (picture[centre, centre] == POSITIVE).all()  # first neuron, top left
+    assert (picture[-centre, -centre] == NEGATIVE).all()  # last neuron, bottom right
+    if size > 2:
+        assert (picture[centre, cell + centre] == 255).all()  # the second neuron is zero: white
 
-    from app_pages.common import latent_chart, quick_latent_chart
 
-    latent = np.random.default_rng(size).normal(size=size).astype(np.float32)
-    assert json.loads(pio.to_json(quick_latent_chart(latent, arch), validate=False)) == \
-        json.loads(pio.to_json(latent_chart(latent, arch), validate=False))
+def test_the_latent_picture_of_a_zero_latent_is_white_and_an_empty_one_is_refused():
+    from ae.display import latent_image
+
+    picture = np.asarray(latent_image(np.zeros(4), cell=6))
+    assert (picture[3, 3] == 255).all()
+    with pytest.raises(ValueError):
+        latent_image(np.zeros(0))
 
 
 def test_the_size_chart_has_one_bar_per_stored_form(sample, models):
