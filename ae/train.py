@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ae.architectures import build_model, is_autoencoder
 from ae.data import Digits, load_digits
+from ae.images import from_uint8
 from ae.inference import evaluating
 from ae.models import DEFAULT_CONFIGS, ModelConfig, parameter_count
 from ae.rdae import RateDistortionAE, RateDistortionLoss
@@ -240,7 +241,8 @@ class Trainer:
                     model.eval()
                     return
                 idx = order[b * s.batch_size:(b + 1) * s.batch_size]
-                x, y = images[idx].to(dev), labels[idx].to(dev)
+                x, y = images[idx], labels[idx].to(dev)
+                x = (from_uint8(x) if x.dtype == torch.uint8 else x).to(dev)  # a compact set's 8-bit pixels
                 loss = self.loss(model, x, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -289,7 +291,7 @@ def training_data(sample: bool, data_dir=None, dataset: str = "mnist", val_size:
     dataset's training split with `val_size` seeded digits of its test split."""
     if sample:
         return load_sample(), None
-    train = load_digits("train", data_dir, dataset)
+    train = load_digits("train", data_dir, dataset, compact=True)  # 8-bit: the training loop scales each batch
     return train, load_digits("test", data_dir, dataset).subset(val_size, seed=seed)
 
 

@@ -20,6 +20,7 @@ sessions meet servers that have imported PyTorch (else the first ones wait for t
   server run       from the app's run log (AE_RUN_LOG): the wall and CPU seconds of the session's
                    runs that started between a stroke's mouse-up and its settling;
   RSS peak         the replicas' process trees (training workers included), summed, from /proc;
+                   and their summed PSS, which counts each shared library page once;
   draws/s          strokes settled / time from the first stroke to the last settling.
 Server data: full MNIST when the server has AE_DATA_DIR (e.g. --data-dir /work/shared/data),
 else the bundled sample. A global --timeout bounds the run; the server is always stopped.
@@ -399,19 +400,24 @@ def cpu_seconds(pids: set[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def rss_of_trees(roots: list[int]) -> int:
-    """Bytes of resident memory of the processes `roots` and all their descendants (from /proc)."""
-    total = 0
+def memory_of_trees(roots: list[int]) -> tuple[int, int]:
+    """Bytes of resident memory (RSS) and of proportional memory (PSS) of the processes `roots`
+    and all their descendants, from /proc. Summed RSS counts a library page every process maps
+    (PyTorch's ~0.23 GB in the server and in the training worker) once per process; PSS splits it
+    between them, so summed PSS is what the processes take from the machine together."""
+    rss = pss = 0
     for pid in process_trees(roots):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            continue
-    return total
+        for name, key in ((f"/proc/{pid}/status", "VmRSS:"), (f"/proc/{pid}/smaps_rollup", "Pss:")):
+            try:
+                with open(name) as f:
+                    kb = next((int(line.split()[1]) for line in f if line.startswith(key)), 0)
+            except (OSError, ValueError):
+                continue
+            if key == "Pss:":
+                pss += kb * 1024
+            else:
+                rss += kb * 1024
+    return rss, pss
 
 
 class CpuMeter:
@@ -439,14 +445,14 @@ class CpuMeter:
 class RssSampler(threading.Thread):
     def __init__(self, pids, every: float = 0.5):
         super().__init__(daemon=True)
-        self.pids, self.every, self.peak, self.idle = pids, every, 0, None
+        self.pids, self.every, self.peak, self.idle, self.pss_peak = pids, every, 0, None, 0
         self.halt = threading.Event()
 
     def run(self) -> None:
         while not self.halt.is_set():
-            rss = rss_of_trees(self.pids())
+            rss, pss = memory_of_trees(self.pids())
             self.idle = rss if self.idle is None else self.idle
-            self.peak = max(self.peak, rss)
+            self.peak, self.pss_peak = max(self.peak, rss), max(self.pss_peak, pss)
             self.halt.wait(self.every)
 
 
@@ -568,6 +574,7 @@ def print_report(s: dict, setup: str) -> None:
          f"{fmt(s['server_cpu_per_stroke_mean_s'], 's', 3)}", "<= 0.1 s (one session)", ""),
         ("server RSS peak (idle before)", f"{gb(s['rss_peak_bytes'])} ({gb(s['rss_idle_bytes'])})", "<= 1.5 GB",
          ok(None if not s["rss_peak_bytes"] else s["rss_peak_bytes"] <= 1.5e9)),
+        ("server PSS peak (shared library pages once)", gb(s.get("pss_peak_bytes")), "", ""),
         ("server CPU, all processes, sessions' whole run", f"{fmt(s.get('server_cpu_s'))}"
          + (f" ({s['server_cpu_all_per_stroke_s']:.2f} s / stroke)" if s.get("server_cpu_all_per_stroke_s") else ""), "", ""),
         ("browser CPU, sessions' whole run", fmt(s.get("browser_cpu_s")), "", ""),
@@ -665,6 +672,7 @@ def main(argv=None) -> int:
         summary = summarize(sessions, trainer, strokes_server, sampler.peak if sampler else None,
                             sampler.idle if sampler else None, t_begin, t_end)
         summary.update(server_cpu_s=meter.server if pids() else None, browser_cpu_s=meter.client,
+                       pss_peak_bytes=sampler.pss_peak if sampler else None,
                        load_average_before=load_before, load_average_after=os.getloadavg()[0])
         if summary["server_cpu_s"] is not None and summary["strokes_settled"]:
             summary["server_cpu_all_per_stroke_s"] = summary["server_cpu_s"] / summary["strokes_settled"]
