@@ -8,7 +8,9 @@ by stroke on the Draw page, and prints per-stroke figures:
   wall time and the CPU time of the thread that ran them;
 - server process CPU: all CPU the server process used from mouse-down until the stroke's runs
   ended and the page settled (receiving the drawing, torch's worker threads, serving the pictures
-  the page asks for), from /proc.
+  the page asks for), from /proc;
+- browser main thread: the page's task time over the same span (Chromium's Performance.getMetrics
+  TaskDuration, and ScriptDuration for its JavaScript), what redrawing the page costs the browser.
 
     python scripts/profile_draw.py --digits 6
     python scripts/profile_draw.py --cprofile      # in-process profile of one digit's Draw data
@@ -168,6 +170,13 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
                 try:
                     page = browser.new_context(viewport={"width": 1400, "height": 2000}).new_page()
+                    cdp = page.context.new_cdp_session(page)
+                    cdp.send("Performance.enable")
+
+                    def main_thread_s() -> tuple[float, float]:
+                        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                        return metrics["TaskDuration"], metrics["ScriptDuration"]
+
                     loaded = time.monotonic()
                     page.goto(f"http://127.0.0.1:{port}/draw")
                     canvas = page.locator(CANVAS)
@@ -186,10 +195,12 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
                         # a cache hit, not a new digit.
                         shift = 0.03 * (d // len(DIGIT_STROKES))
                         for points in DIGIT_STROKES[d % len(DIGIT_STROKES)]:
-                            seen, cpu0 = len(read_log(run_log)), process_cpu_s(proc.pid)
+                            seen, cpu0, tasks0 = len(read_log(run_log)), process_cpu_s(proc.pid), main_thread_s()
                             draw_polyline(page, box, [(x + shift, y + shift / 2) for x, y in points])
                             runs = wait_for_runs(run_log, seen)
-                            strokes.append({"runs": runs, "process_cpu_s": process_cpu_s(proc.pid) - cpu0})
+                            tasks = [b - a for a, b in zip(tasks0, main_thread_s())]
+                            strokes.append({"runs": runs, "process_cpu_s": process_cpu_s(proc.pid) - cpu0,
+                                            "browser_task_s": tasks[0], "browser_script_s": tasks[1]})
                         expect(page.get_by_text("reconstruction", exact=True)).to_have_count(2, timeout=30_000)
                         seen, cpu0 = len(read_log(run_log)), process_cpu_s(proc.pid)
                         page.get_by_role("button", name="Clear the canvas").click()
@@ -257,6 +268,9 @@ def report(strokes: list[dict], clears: list[dict], errors: list[str]) -> None:
     print(summary("stroke: server process CPU", [it["process_cpu_s"] for it in strokes], "ms"))
     rest = strokes[1:]
     print(summary("  the same after the first stroke", [it["process_cpu_s"] for it in rest], "ms"))
+    print(summary("stroke: browser main-thread tasks", [it["browser_task_s"] for it in rest], "ms")
+          + " (after the first stroke)")
+    print(summary("  of which JavaScript", [it["browser_script_s"] for it in rest], "ms"))
     print(summary("clear: server run thread CPU", per(clears, "cpu_s"), "ms"))
     if errors:
         print(f"{len(errors)} traceback(s) in the server log")
