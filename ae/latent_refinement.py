@@ -7,13 +7,14 @@ time we can do better per digit: starting from the encoder's latents y, minimise
     J(y) = bits(round(y)) + lam * 10*log10(MSE(decode(round(y)), x))      (lam in bits per dB)
 
 i.e. rate minus lam times the digit's PSNR, with `lam` the price of one dB in bits. Rounding
-has no gradient, so the optimisation sees the paper's stochastic Gumbel annealing (SGA): each
-latent becomes a relaxed, Gumbel-softmax mix of its floor and ceiling, weighted by closeness,
-with a temperature annealed from TAU_START to TAU_END over the steps, so late steps see nearly
-hard rounding. The rate of the relaxed latent is the point's own prior, as training measures it
-(`LogisticMixturePrior.bits`: exact for integer values). Adam runs a fixed number of steps over
-a chunk of digits at once; every digit's problem is separate (a summed objective, elementwise
-Adam), so batching changes nothing but the speed.
+has no gradient, so the optimisation sees a relaxation of it (`RELAXATIONS`): by default the one
+training used (the rate of y plus uniform noise, the decoder on straight-through rounded y), or
+the paper's stochastic Gumbel annealing (SGA: each latent a Gumbel-softmax mix of its floor and
+ceiling, weighted by closeness, with a temperature annealed from TAU_START to TAU_END over the
+steps, so late steps see nearly hard rounding). The rate is the point's own prior, as training
+measures it (`LogisticMixturePrior.bits`: exact for integer values). Adam runs a fixed number of
+steps over a chunk of digits at once; every digit's problem is separate (a summed objective,
+elementwise Adam), so batching changes nothing but the speed.
 
 What is finally chosen is decided by what the receiver really gets: for each digit, the rounded
 refined symbols replace the encoder's only if they score a lower J with the coder's integer
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from ae.config import MAX_SYMBOL
+from ae.entropy import quantize
 from ae.errors import AEError
 
 MAX_STEPS = 1000  # more is a typo, not a setting: 1,000 steps are ~1,000 decoder passes a digit
@@ -38,6 +40,11 @@ LEARNING_RATE = 0.05  # Adam's step in latent units (symbols are integers; a ste
 CHUNK = 512  # digits optimised together (memory: a few decoder activations per digit)
 MSE_FLOOR = 1e-10  # keeps log10(MSE) finite for a perfect reconstruction
 SGA_EPS = 1e-5
+# How rounding is relaxed while optimising. "ste" (the default, measured best here at 50 steps: see
+# docs/measurements.md): as in training, the rate of noisy latents y + U(-1/2, 1/2) and the decoder
+# on straight-through rounded ones. "ste-anneal": the same, the rate moving from the noisy to the
+# rounded latents as the temperature falls. "sga": the paper's stochastic Gumbel annealing for both.
+RELAXATIONS = ("ste", "ste-anneal", "sga")
 
 
 class RefinementError(AEError):
@@ -46,9 +53,11 @@ class RefinementError(AEError):
 
 @dataclass(frozen=True)
 class Refinement:
-    """How the sender refines: `steps` Adam steps (0: off), `lam` bits per dB of PSNR."""
+    """How the sender refines: `steps` Adam steps (0: off), `lam` bits per dB of PSNR, and how
+    rounding is relaxed (`RELAXATIONS`)."""
     steps: int = 0
     lam: float | None = None
+    relaxation: str = "ste"
 
     def __post_init__(self):
         if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)):
@@ -60,6 +69,8 @@ class Refinement:
         if self.lam is not None and not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam)
                                          and 0 < self.lam <= 1e6):
             raise RefinementError(f"Refinement lambda must be a positive number of bits per dB, not {self.lam!r}.")
+        if self.relaxation not in RELAXATIONS:
+            raise RefinementError(f"Refinement relaxation must be one of {', '.join(RELAXATIONS)}, not {self.relaxation!r}.")
 
     @property
     def active(self) -> bool:
@@ -73,47 +84,59 @@ def objective(bits: np.ndarray | torch.Tensor, mse, lam: float):
     return bits + lam * 10 * np.log10(np.maximum(mse, MSE_FLOOR))
 
 
-def sga_round(y: torch.Tensor, tau: float) -> torch.Tensor:
+def sga_round(y: torch.Tensor, tau: float, uniform: torch.Tensor | None = None) -> torch.Tensor:
     """Stochastic Gumbel annealing: a relaxed sample between floor(y) and ceil(y), nearer the
-    closer one, becoming hard rounding as tau -> 0 (the paper's two-way Gumbel-softmax)."""
+    closer one, becoming hard rounding as tau -> 0 (the paper's two-way Gumbel-softmax).
+    `uniform`: U(0,1) draws broadcastable to (B,D,2) (default: fresh ones)."""
     lower = torch.floor(y)
     frac = y - lower  # in [0, 1)
     logits = torch.stack([-torch.atanh((frac).clamp(-1 + SGA_EPS, 1 - SGA_EPS)),
                           -torch.atanh((1 - frac).clamp(-1 + SGA_EPS, 1 - SGA_EPS))], -1) / tau
-    gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(1e-10, 1 - 1e-10)))
+    if uniform is None:
+        uniform = torch.rand_like(logits)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-10)))
     weights = torch.softmax((logits + gumbel) / tau, -1)
     return lower + weights[..., 1]  # floor * w0 + (floor + 1) * w1
 
 
-def _relaxed_objective(model, y: torch.Tensor, x: torch.Tensor, lam: float, tau: float) -> torch.Tensor:
-    y_hat = sga_round(y, tau)
-    bits = model.prior.bits(y_hat)  # (B,) the training loss's rate, exact at integers
-    mse = (model.decode(y_hat) - x).pow(2).flatten(1).mean(1)
+def _relaxed_objective(model, y: torch.Tensor, x: torch.Tensor, lam: float, tau: float,
+                       relaxation: str, uniform: torch.Tensor) -> torch.Tensor:
+    """The summed relaxed J; `uniform` (1,D,2) U(0,1) draws, the same for every digit of the batch."""
+    if relaxation == "sga":
+        y_rate = y_decoded = sga_round(y, tau, uniform)
+        bits = model.prior.bits(y_rate)
+    else:  # as training sees rounding: noisy latents for the rate, straight-through ones for the decoder
+        y_decoded = quantize(y, "ste")
+        bits = model.prior.bits(y + uniform[..., 0] - 0.5)  # quantize(y, "noise"), with these draws
+        if relaxation == "ste-anneal":  # the rate moves from the noisy latents to the rounded ones
+            hardness = 1 - tau / TAU_START
+            bits = (1 - hardness) * bits + hardness * model.prior.bits(y_decoded)
+    mse = (model.decode(y_decoded) - x).pow(2).flatten(1).mean(1)  # (B,)
     return objective(bits, mse, lam).sum()  # a sum: every digit's gradient is its own
 
 
-def refine_latents(model, images: torch.Tensor, steps: int, lam: float, seed: int = 0) -> torch.Tensor:
+def refine_latents(model, images: torch.Tensor, steps: int, lam: float, relaxation: str = "ste",
+                   seed: int = 0) -> torch.Tensor:
     """(B,1,28,28) digits -> (B,D) refined continuous latents (round them to get symbols).
-    Starts from the encoder's latents; `steps` Adam steps on the SGA-relaxed J."""
-    Refinement(steps, lam)  # the same checks as the codec's option
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # the same digits give the same payload
-    try:
+    Starts from the encoder's latents; `steps` Adam steps on the relaxed J."""
+    Refinement(steps, lam, relaxation)  # the same checks as the codec's option
+    # Our own generator, and the same draws for every digit of a batch: a digit's payload does
+    # not depend on the digits sent beside it, and the global generator is left alone.
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        y = model.analyse(images).clamp(-MAX_SYMBOL, MAX_SYMBOL)
+    y = y.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
+    for step in range(steps):
+        tau = TAU_START * (TAU_END / TAU_START) ** (step / max(steps - 1, 1))
+        uniform = torch.rand((1, y.shape[1], 2), generator=generator)
+        with torch.enable_grad():
+            loss = _relaxed_objective(model, y, images, lam, tau, relaxation, uniform)
+            (y.grad,) = torch.autograd.grad(loss, y)  # gradients for y only, none for the weights
+        optimizer.step()
         with torch.no_grad():
-            y = model.analyse(images).clamp(-MAX_SYMBOL, MAX_SYMBOL)
-        y = y.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([y], lr=LEARNING_RATE)
-        for step in range(steps):
-            tau = TAU_START * (TAU_END / TAU_START) ** (step / max(steps - 1, 1))
-            with torch.enable_grad():
-                loss = _relaxed_objective(model, y, images, lam, tau)
-                (y.grad,) = torch.autograd.grad(loss, y)  # gradients for y only, none for the weights
-            optimizer.step()
-            with torch.no_grad():
-                y.clamp_(-MAX_SYMBOL, MAX_SYMBOL)
-        return y.detach()
-    finally:
-        torch.random.set_rng_state(generator_state)
+            y.clamp_(-MAX_SYMBOL, MAX_SYMBOL)
+    return y.detach()
 
 
 def exact_objective(coder, symbols: np.ndarray, images: torch.Tensor, lam: float) -> np.ndarray:
@@ -133,7 +156,7 @@ def refine_symbols(coder, images: torch.Tensor, refinement: Refinement) -> np.nd
     for part in images.split(CHUNK):
         with torch.no_grad():
             plain = model.encode(part).to(torch.int32).numpy()
-        refined = refine_latents(model, part, refinement.steps, refinement.lam)
+        refined = refine_latents(model, part, refinement.steps, refinement.lam, refinement.relaxation)
         refined = refined.round().clamp(-MAX_SYMBOL, MAX_SYMBOL).to(torch.int32).numpy()
         better = exact_objective(coder, refined, part, refinement.lam) < exact_objective(coder, plain, part, refinement.lam)
         parts.append(np.where(better[:, None], refined, plain))

@@ -41,7 +41,7 @@ def measure(path: str, data, classifier, point_id: int = 1, refinement: Refineme
     info = coder.estimated_bits(symbols) / 8
     decoded = coder.images(symbols)
     quality = psnr(decoded, data.images).mean().item()
-    refined = (f" (refined: {refinement.steps} steps, lambda {refinement.lam:g} bits/dB)"
+    refined = (f" (refined: {refinement.steps} {refinement.relaxation} steps, lambda {refinement.lam:g} bits/dB)"
                if refinement is not None and refinement.active else "")
     recognised = (classify(classifier, decoded) == data.labels).float().mean().item()
     return (f"{path}: {sizes.mean():.2f} B per digit (information {info.mean():.2f} B, framing "
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--refine-steps", type=int, default=0, help="latent refinement steps (0: off)")
     parser.add_argument("--refine-lambda", type=float, action="append",
                         help="bits per dB for the refinement; repeat to measure several")
+    parser.add_argument("--refine-relaxation", default="ste", help="how rounding is relaxed: ste, ste-anneal, sga")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = load_digits("test", args.data_dir)
@@ -65,7 +66,7 @@ def main() -> None:
         data = data.subset(args.limit)
     classifier = load_model("classifier")
     print(f"MNIST test set, {len(data):,} digits; {data.source}")
-    refinements = [Refinement(args.refine_steps, lam) for lam in (args.refine_lambda or [None])]
+    refinements = [Refinement(args.refine_steps, lam, args.refine_relaxation) for lam in (args.refine_lambda or [None])]
     for path in args.files:
         for refinement in refinements:
             print(measure(path, data, classifier, refinement=refinement), flush=True)

@@ -36,8 +36,19 @@ def test_refined_single_payloads_decode_with_the_receiver(coder, digits, refined
     for i in range(4):
         payload = compress(digits[i], coder, refinement=Refinement(steps=30, lam=LAM))
         decoded = decompress(payload, coders=[coder])  # canonical check included
+        # A digit refined alone gets the symbols it gets in a batch (the same noise draws).
         assert np.array_equal(decoded.symbols[0], refined[i])
         assert np.array_equal(decoded.pixels[0], coder.pixels(refined[i:i + 1])[0])
+
+
+@pytest.mark.parametrize("relaxation", ["ste-anneal", "sga"])
+def test_every_relaxation_refines_into_payloads_the_receiver_decodes(coder, digits, relaxation):
+    refinement = Refinement(steps=20, lam=LAM, relaxation=relaxation)
+    symbols = refine_symbols(coder, digits, refinement)
+    assert np.all(exact_objective(coder, symbols, digits, LAM)
+                  <= exact_objective(coder, coder.symbols(digits), digits, LAM))
+    payload = compress(digits, coder, refinement=refinement)
+    assert np.array_equal(decompress(payload, coders=[coder]).symbols, symbols)
 
 
 def test_refined_container_decodes_to_the_refined_symbols(coder, digits, refined):
@@ -79,11 +90,17 @@ def test_sga_rounding_stays_between_floor_and_ceiling_and_hardens():
 
 
 @pytest.mark.parametrize("steps,lam", [(-1, LAM), (MAX_STEPS + 1, LAM), (10**9, LAM), (2.5, LAM), (True, LAM),
-                                       (10, None), (10, 0.0), (10, -3.0), (10, float("nan")), (10, float("inf"))])
+                                       (10, None), (10, 0.0), (10, -3.0), (10, float("nan")), (10, float("inf")),
+                                       (10, "5")])
 def test_bad_settings_get_a_clear_error(steps, lam):
     with pytest.raises(RefinementError) as err:
         Refinement(steps, lam)
     assert isinstance(err.value, AEError) and str(err.value).startswith("Refinement")
+
+
+def test_unknown_relaxation_gets_a_clear_error():
+    with pytest.raises(RefinementError, match="relaxation must be one of"):
+        Refinement(10, LAM, relaxation="gumbel")
 
 
 @pytest.mark.parametrize("flags,message", [(["--refine-steps", "-3", "--refine-lambda", "5"], "between 0"),
