@@ -141,7 +141,7 @@ def refinement_of(args: argparse.Namespace):
         return None
     from ae.latent_refinement import Refinement
 
-    return Refinement(args.refine_steps, args.refine_lambda)  # RefinementError: a one-line message
+    return Refinement(args.refine_steps, args.refine_lambda, args.refine_relaxation)  # RefinementError: a one-line message
 
 
 def add_refinement_args(p: argparse.ArgumentParser) -> None:
@@ -150,6 +150,7 @@ def add_refinement_args(p: argparse.ArgumentParser) -> None:
                         "slower to encode, any receiver decodes the result)")
     p.add_argument("--refine-lambda", type=float,
                    help="with --refine-steps: the bits one dB of PSNR is worth (see docs/measurements.md)")
+    p.add_argument("--refine-relaxation", default="ste", help="how rounding is relaxed: ste (default), ste-anneal, sga")
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:

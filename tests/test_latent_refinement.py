@@ -105,7 +105,9 @@ def test_unknown_relaxation_gets_a_clear_error():
 
 @pytest.mark.parametrize("flags,message", [(["--refine-steps", "-3", "--refine-lambda", "5"], "between 0"),
                                            (["--refine-steps", "5000", "--refine-lambda", "5"], "between 0"),
-                                           (["--refine-steps", "10"], "needs lambda")])
+                                           (["--refine-steps", "10"], "needs lambda"),
+                                           (["--refine-steps", "10", "--refine-lambda", "5", "--refine-relaxation", "x"],
+                                            "relaxation must be one of")])
 def test_cli_refuses_bad_refinement_flags_without_a_traceback(tmp_path, flags, message):
     out = tmp_path / "x.aez"
     run = subprocess.run([sys.executable, "-m", "ae", "compress", "--test-indices", "0", "-o", str(out),
@@ -113,3 +115,15 @@ def test_cli_refuses_bad_refinement_flags_without_a_traceback(tmp_path, flags, m
     assert run.returncode == 2, run.stderr
     assert message in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
+
+
+def test_cli_refined_payload_decodes_with_the_cli_receiver(tmp_path):
+    out, png = tmp_path / "x.aez", tmp_path / "x.png"
+    sent = subprocess.run([sys.executable, "-m", "ae", "compress", "--test-indices", "3", "-o", str(out),
+                           "--point", "rd-q2", "--refine-steps", "10", "--refine-lambda", "3.5",
+                           "--refine-relaxation", "sga"], capture_output=True, text=True)
+    assert sent.returncode == 0, sent.stderr
+    received = subprocess.run([sys.executable, "-m", "ae", "decompress", str(out), "-o", str(png)],
+                              capture_output=True, text=True)
+    assert received.returncode == 0, received.stderr
+    assert png.stat().st_size > 0
