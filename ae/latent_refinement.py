@@ -40,8 +40,9 @@ LEARNING_RATE = 0.05  # Adam's step in latent units (symbols are integers; a ste
 CHUNK = 512  # digits optimised together (memory: a few decoder activations per digit)
 MSE_FLOOR = 1e-10  # keeps log10(MSE) finite for a perfect reconstruction
 SGA_EPS = 1e-5
-# How rounding is relaxed while optimising. "ste" (the default, measured best here at 50 steps: see
-# docs/measurements.md): as in training, the rate of noisy latents y + U(-1/2, 1/2) and the decoder
+# How rounding is relaxed while optimising (docs/measurements.md compares them at 50 steps: "ste"
+# is the default, the one that works for the convolutional points; "sga" did better on the
+# feedforward ones). "ste": as in training, the rate of noisy latents y + U(-1/2, 1/2) and the decoder
 # on straight-through rounded ones. "ste-anneal": the same, the rate moving from the noisy to the
 # rounded latents as the temperature falls. "sga": the paper's stochastic Gumbel annealing for both.
 RELAXATIONS = ("ste", "ste-anneal", "sga")
