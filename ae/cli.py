@@ -123,7 +123,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         batch = digits_from(args.images, indices, args.data_dir)
     except MemoryError:
         raise AEError("Not enough memory to load these digits: compress fewer at a time.") from None
-    payload = compress(batch, get_coder(point))
+    payload = compress(batch, get_coder(point), refinement=refinement_of(args))
     out = Path(args.output)
     try:
         atomic_write_bytes(out, payload)
@@ -133,6 +133,24 @@ def cmd_compress(args: argparse.Namespace) -> int:
     print(f"{n} digit{'s' if n > 1 else ''} -> {out} ({len(payload):,} bytes"
           + (f", {len(payload) / n:.2f} bytes per digit" if n > 1 else "") + f", {point.name})")
     return 0
+
+
+def refinement_of(args: argparse.Namespace):
+    """The sender's latent refinement from --refine-steps / --refine-lambda (None: off)."""
+    if not args.refine_steps and args.refine_lambda is None:
+        return None
+    from ae.latent_refinement import Refinement
+
+    return Refinement(args.refine_steps, args.refine_lambda, args.refine_relaxation)  # RefinementError: a one-line message
+
+
+def add_refinement_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refine-steps", type=int, default=0,
+                   help="optimise each digit's symbols for this many steps at encode time (default 0: off; "
+                        "slower to encode, any receiver decodes the result)")
+    p.add_argument("--refine-lambda", type=float,
+                   help="with --refine-steps: the bits one dB of PSNR is worth (see docs/measurements.md)")
+    p.add_argument("--refine-relaxation", default="ste", help="how rounding is relaxed: ste (default), ste-anneal, sga")
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
@@ -335,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="MNIST root for --test-indices (default: $AE_DATA_DIR, else the bundled sample)")
     p.add_argument("--max-digits", type=positive_int, default=DEFAULT_MAX_DIGITS,
                    help=f"refuse to compress more digits than this (default {DEFAULT_MAX_DIGITS:,})")
+    add_refinement_args(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a payload into PNG digits")

@@ -232,11 +232,17 @@ class PointCoder:
         return self._model
 
     # -- latents <-> symbols ----------------------------------------------------------------
-    def symbols(self, images: torch.Tensor) -> np.ndarray:
-        """(N,1,28,28) -> (N,D) int32 symbols (the rounded, clamped latents), a chunk at a time."""
+    def symbols(self, images: torch.Tensor, refinement=None) -> np.ndarray:
+        """(N,1,28,28) -> (N,D) int32 symbols (the rounded, clamped latents), a chunk at a time.
+        An active `ae.latent_refinement.Refinement` optimises them per digit first (slower)."""
         import torch
 
         model = self.model
+        if refinement is not None and refinement.active:
+            from ae.latent_refinement import refine_symbols
+
+            with _bounded_memory(f"refine {len(images):,} digits"):
+                return refine_symbols(self, images, refinement)
         with _bounded_memory(f"encode {len(images):,} digits"), torch.no_grad():
             return np.concatenate([model.encode(part).to(torch.int32).numpy()
                                    for part in images.split(CHUNK_DIGITS)])
@@ -458,11 +464,13 @@ def frame(coder: PointCoder, body: bytes, count: int, container: bool) -> bytes:
 
 
 def compress(images, point: str | int | OperatingPoint | PointCoder = "rd-q2",
-             container: bool | None = None) -> bytes:
+             container: bool | None = None, refinement=None) -> bytes:
     """Digit image(s) -> payload bytes. One image -> the compact single-digit payload; several
-    -> one container (or pass container=True/False explicitly)."""
+    -> one container (or pass container=True/False explicitly). `refinement`
+    (`ae.latent_refinement.Refinement`) optimises the symbols at encode time; any receiver
+    decodes the result as usual."""
     coder = get_coder(point)
-    return compress_symbols(coder.symbols(as_image_batch(images)), coder, container)
+    return compress_symbols(coder.symbols(as_image_batch(images), refinement), coder, container)
 
 
 def parse_header(payload: bytes) -> tuple[int, bool, int, int]:
