@@ -283,15 +283,17 @@ class PointCoder:
                 out[:, d] = decoder.decode(model, n)
             yield out
 
-    def verify_stream(self, body: bytes, count: int, trim: bool = True) -> None:
+    def verify_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray | None:
         """Raise CodecError unless `body` is exactly what encode_stream writes for the `count`
-        digits it decodes to. Decodes and re-encodes a chunk at a time: memory O(chunk + body)."""
+        digits it decodes to. Decodes and re-encodes a chunk at a time: memory O(chunk + body).
+        Returns the (count, D) shifted symbols when they are one chunk (so the reader need not
+        decode them again), else None."""
         encoder = constriction.stream.queue.RangeEncoder()
         decoded = []
         try:
             for shifted in self.decode_chunks(body, count):
                 self._encode_chunk(encoder, shifted)
-                if trim:  # a single digit: the trimmed form needs its symbols again
+                if trim or count <= CHUNK_DIGITS:  # the trimmed form needs its symbols again
                     decoded.append(shifted)
         except MemoryError:
             raise
@@ -303,6 +305,7 @@ class PointCoder:
             again = encoder.get_compressed().astype(">u4").tobytes()
         if again != body:
             raise CodecError("The payload body is not a valid encoding (corrupt or truncated).")
+        return decoded[0] if count <= CHUNK_DIGITS else None
 
     def _decodes_to(self, body: bytes, shifted: np.ndarray) -> bool:
         try:
@@ -529,6 +532,7 @@ class PayloadReader:
     count: int
     container: bool
     body: bytes = field(repr=False)
+    checked: np.ndarray | None = field(default=None, repr=False)  # shifted symbols the check decoded (one chunk)
 
     @property
     def point(self) -> str:
@@ -537,7 +541,8 @@ class PayloadReader:
     def chunks(self) -> Iterator[Decoded]:
         """Decoded digits in order, one chunk at a time (`Decoded.start` is the first's index)."""
         start = 0
-        for shifted in self.coder.decode_chunks(self.body, self.count):
+        chunks = [self.checked] if self.checked is not None else self.coder.decode_chunks(self.body, self.count)
+        for shifted in chunks:
             symbols = shifted - MAX_SYMBOL
             with _bounded_memory(f"reconstruct {len(symbols):,} digits"):
                 pixels = self.coder.pixels(symbols)
@@ -583,8 +588,8 @@ def open_payload(payload: bytes, coders: list[PointCoder] | None = None,
         raise CodecError(f"Integrity check failed: the payload is corrupt or truncated, or was made by "
                          f"another model than {coder.name}.")
     with _bounded_memory(f"check {count:,} digits"):
-        coder.verify_stream(body, count, trim=not container)
-    return PayloadReader(coder=coder, count=count, container=container, body=body)
+        checked = coder.verify_stream(body, count, trim=not container)
+    return PayloadReader(coder=coder, count=count, container=container, body=body, checked=checked)
 
 
 def decompress(payload: bytes, coders: list[PointCoder] | None = None,

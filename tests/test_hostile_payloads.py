@@ -105,6 +105,21 @@ def test_chunked_decoding_gives_the_pixels_of_whole_decoding(coder, sample, monk
     assert torch.equal(decoded.images, whole) and np.array_equal(decoded.symbols, symbols)
 
 
+def test_a_one_chunk_payload_is_decoded_once_by_its_check(coder, sample, monkeypatch):
+    """The canonical check's decoded symbols are the ones the reader reconstructs (one decode for a
+    payload of one chunk); past one chunk the reader decodes again, chunk by chunk."""
+    symbols = coder.symbols(sample.images[:30])
+    for payload, count in ((compress_symbols(symbols, coder), 30), (compress_symbols(symbols[:1], coder), 1)):
+        reader = open_payload(payload, [coder])
+        assert np.array_equal(reader.checked - MAX_SYMBOL, symbols[:count])
+        monkeypatch.setattr(PointCoder, "decode_chunks", lambda *args: pytest.fail("decoded twice"))
+        (part,) = reader.chunks()
+        assert np.array_equal(part.pixels, coder.pixels(symbols[:count]))
+        monkeypatch.undo()
+    monkeypatch.setattr(codec, "CHUNK_DIGITS", 7)
+    assert open_payload(compress_symbols(symbols, coder), [coder]).checked is None
+
+
 def test_a_multi_chunk_container_round_trips_and_keeps_one_stream(coder, sample, monkeypatch):
     symbols = np.concatenate([coder.symbols(sample.images)] * 2)[:codec.CHUNK_DIGITS + 300]  # two chunks
     payload = compress_symbols(symbols, coder)

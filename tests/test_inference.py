@@ -64,7 +64,10 @@ def test_digit_conversions(sample):
 def test_image_batches_refuse_what_is_not_digits():
     batch = as_image_batch(np.full((3, 28, 28), 255, dtype=np.uint8))
     assert batch.shape == (3, 1, 28, 28) and batch.dtype == torch.float32 and bool((batch == 1).all())
-    for bad in ([[0.5]], np.zeros((28, 27)), np.zeros((0, 28, 28)), np.full((28, 28), 1.5), np.zeros((28, 28), int)):
+    one_nan = np.full((2, 28, 28), 0.5)
+    one_nan[1, 3, 4] = np.nan
+    for bad in ([[0.5]], np.zeros((28, 27)), np.zeros((0, 28, 28)), np.full((28, 28), 1.5), np.zeros((28, 28), int),
+                np.full((28, 28), np.inf), np.full((28, 28), -np.inf), one_nan):
         with pytest.raises(NotDigitImages):
             as_image_batch(bad)
         with pytest.raises(CodecError):  # the codec says it in its own error

@@ -77,12 +77,32 @@ def test_float64_products_equal_integer_arithmetic(name):
     assert max(decoder.bounds) < 2.0 ** 52 and len(decoder.bounds) == len(decoder.layers)
 
 
-def test_chunks_do_not_change_the_result(monkeypatch):
-    decoder = IntegerDecoder.from_layers(plain_layers(decoders()["rdcnn"]))
+@pytest.mark.parametrize("name", list(decoders()))
+def test_pixels_are_the_thresholds_counted_on_integer_logits(name):
+    """The fast path (float64 activations with the shifts in the weights, convolution steps, the
+    lookup of `ae.pixel_levels`) gives exactly searchsorted on the int64 reference's logits."""
+    decoder = IntegerDecoder.from_layers(plain_layers(decoders()[name]))
+    sym = symbols(n=200, seed=2)
+    expected = np.searchsorted(decoder.thresholds, exact_logits(decoder, sym), side="right")
+    pixels = decoder.pixels(sym)
+    assert pixels.dtype == np.uint8 and np.array_equal(pixels.reshape(len(sym), -1), expected)
+    assert len(np.unique(pixels)) > 20  # not a degenerate image of a few levels
+
+
+@pytest.mark.parametrize("name", ["rdcnn", "widening"])
+def test_chunks_steps_and_threads_do_not_change_the_result(name, monkeypatch):
+    decoder = IntegerDecoder.from_layers(plain_layers(decoders()[name]))
     sym = symbols(n=100)
     whole = decoder.pixels(sym)
+    assert whole.shape == (len(sym), 28, 28)
     monkeypatch.setattr(integer_decoder, "CHUNK_DIGITS", 7)
-    assert np.array_equal(decoder.pixels(sym), whole) and whole.shape == (len(sym), 28, 28)
+    monkeypatch.setattr(integer_decoder, "STEP_BYTES", 1)  # convolutions one digit at a time
+    stepped = IntegerDecoder(decoder.layers, decoder.logit_exponent, decoder.thresholds)
+    assert stepped._steps[-1] == 1 and stepped._steps[0] == 7
+    for threads in ("1", "3"):
+        monkeypatch.setenv("AE_DECODER_THREADS", threads)
+        assert np.array_equal(stepped.pixels(sym), whole)
+        assert np.array_equal(decoder.logits(sym), stepped.logits(sym))
     assert np.array_equal(np.concatenate([decoder.pixels(sym[i:i + 1]) for i in range(len(sym))]), whole)
 
 
