@@ -22,6 +22,8 @@ sessions meet servers that have imported PyTorch (else the first ones wait for t
   RSS peak         the replicas' process trees (training workers included), summed, from /proc;
                    and their summed PSS, which counts each shared library page once;
   draws/s          strokes settled / time from the first stroke to the last settling.
+A stroke that draws nothing on the canvas (the mouse went beside it: a canvas that has just
+mounted can still move) is counted apart and drawn again once; the app was never sent it.
 Server data: full MNIST when the server has AE_DATA_DIR (e.g. --data-dir /work/shared/data),
 else the bundled sample. A global --timeout bounds the run; the server is always stopped.
 """
@@ -102,6 +104,7 @@ class Session:
     failures: list[str] = field(default_factory=list)
     browser_errors: list[str] = field(default_factory=list)
     note: str = ""
+    missed_strokes: int = 0  # strokes the mouse drew beside the canvas (drawn again)
 
 
 # ---- the browser side ----
@@ -138,6 +141,34 @@ async def screenshot(page, name: str) -> None:
             await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=10_000)
         except Exception:
             pass  # a missing picture must not end the run
+
+
+# The canvas's drawn pixels (fabric.js paints a finished stroke onto its lower canvas).
+INK_JS = "el => el.parentElement.querySelector('canvas.lower-canvas')?.toDataURL() ?? ''"
+
+
+async def steady_box(canvas, timeout: float) -> dict:
+    """The canvas's box once it has stopped moving: a canvas that has just mounted may still be
+    shifted by the page settling around it, and a stroke drawn at the old box misses it."""
+    deadline, last = time.monotonic() + timeout, None
+    while True:
+        box = await canvas.bounding_box()
+        if box is not None and box == last:
+            return box
+        if time.monotonic() > deadline:
+            raise TimeoutError("the canvas kept moving")
+        last = box
+        await asyncio.sleep(0.15)
+
+
+async def inked(canvas, before: str, wait: float = 2.0) -> bool:
+    """Whether the canvas's pixels changed from `before` within `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if await canvas.evaluate(INK_JS) != before:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 async def draw_stroke(page, box, points, moves_per_segment: int = 12) -> None:
@@ -181,7 +212,7 @@ async def drawing_session(browser, url: str, session: Session, index: int, digit
         await page.wait_for_function(IDLE_JS, timeout=step_timeout * 1000)
         await check_page(page, session, "page load")
         for d, digit in enumerate(digits):
-            box = await canvas.bounding_box()
+            box = await steady_box(canvas, step_timeout)
             await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
             await asyncio.sleep(0.3)  # hovering moves the canvas toolbar out of the way
             # Each session draws its digits a little shifted, so no two sessions send the same
@@ -189,8 +220,20 @@ async def drawing_session(browser, url: str, session: Session, index: int, digit
             shift = (0.015 * (index % 5 - 2), 0.012 * (index // 5 % 5 - 2))
             for stroke in DIGITS[digit]:
                 before = await page.evaluate(SRCS_JS)
-                await draw_stroke(page, box, [(x + shift[0], y + shift[1]) for x, y in stroke])
-                up, up_wall = time.monotonic(), time.time()
+                # A stroke that lands beside the canvas draws nothing, so there is nothing for the
+                # app to answer: it is counted apart and drawn again, once, at the canvas's new box.
+                for attempt in range(2):
+                    box = await steady_box(canvas, step_timeout)
+                    ink = await canvas.evaluate(INK_JS)
+                    await draw_stroke(page, box, [(x + shift[0], y + shift[1]) for x, y in stroke])
+                    up, up_wall = time.monotonic(), time.time()
+                    if landed := await inked(canvas, ink):
+                        break
+                    session.missed_strokes += 1
+                    await screenshot(page, f"{session.name}-digit{d + 1}-missed-canvas")
+                if not landed:
+                    session.failures.append(f"digit {d + 1} ({digit}): two strokes in a row drew nothing on the canvas")
+                    continue
                 try:
                     await page.wait_for_function(SETTLED_JS, arg=[RESULT_CAPTION, before], polling=50,
                                                  timeout=step_timeout * 1000)
@@ -549,6 +592,7 @@ def summarize(sessions: list[Session], trainer: Session | None, strokes_server: 
         "strokes_with_server_runs": len(strokes_server) if strokes_server is not None else None,
         "rss_peak_bytes": rss_peak, "rss_idle_bytes": rss_idle,
         "strokes": len(strokes), "strokes_settled": len(settled),
+        "strokes_beside_the_canvas": sum(s.missed_strokes for s in sessions),
         "draws_per_s": (len(settled) / span) if span else None,
         "drawing_seconds": span, "wall_seconds": t_end - t_begin,
         "training": trainer.note if trainer else "skipped",
@@ -581,6 +625,7 @@ def print_report(s: dict, setup: str) -> None:
         ("draws per second", fmt(s["draws_per_s"], "/s"), "", ""),
         ("strokes settled / drawn", f"{s['strokes_settled']} / {s['strokes']}"
          + ("" if s["strokes_with_server_runs"] is None else f" ({s['strokes_with_server_runs']} matched in the run log)"), "", ""),
+        ("strokes drawn beside the canvas (drawn again)", str(s.get("strokes_beside_the_canvas", 0)), "", ""),
         ("first stroke to last settled / sessions' whole run", f"{fmt(s['drawing_seconds'])} / {fmt(s['wall_seconds'])}", "", ""),
     ]
     print(f"\nLoad test: {setup}")
