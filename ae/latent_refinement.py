@@ -155,10 +155,9 @@ def refine_symbols(coder, images: torch.Tensor, refinement: Refinement) -> np.nd
     model = coder.model
     parts = []
     for part in images.split(CHUNK):
-        with torch.no_grad():
-            plain = model.encode(part).to(torch.int32).numpy()
+        plain = coder.symbols(part)  # the encoder's own symbols
         refined = refine_latents(model, part, refinement.steps, refinement.lam, refinement.relaxation)
-        refined = refined.round().clamp(-MAX_SYMBOL, MAX_SYMBOL).to(torch.int32).numpy()
+        refined = quantize(refined, "symbols").numpy()
         better = exact_objective(coder, refined, part, refinement.lam) < exact_objective(coder, plain, part, refinement.lam)
         parts.append(np.where(better[:, None], refined, plain))
     return np.concatenate(parts) if parts else np.zeros((0, coder.dims), np.int32)

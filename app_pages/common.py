@@ -171,11 +171,14 @@ def missing_model_note(arch: str) -> None:
 
 def show_digit(digit, caption: str, size: int = 140, where=None, stretch: bool = False) -> None:
     """A digit picture `size` px wide (or as wide as its column with `stretch`), pixels kept sharp."""
+    (where or st).image(png_data_url(digit_image(digit, size)), caption=caption,
+                        width="stretch" if stretch else size)
+
+
+def png_data_url(picture) -> str:
     # PNG's fastest level (half the time of the default, a few hundred bytes more), sent inside
     # the page's message as a data URL: no media file to store and no request to serve per picture.
-    png = png_encode(digit_image(digit, size), fast=True)
-    (where or st).image(f"data:image/png;base64,{base64.b64encode(png).decode()}", caption=caption,
-                        width="stretch" if stretch else size)
+    return f"data:image/png;base64,{base64.b64encode(png_encode(picture, fast=True)).decode()}"
 
 
 def digit_from_upload(upload):
@@ -391,7 +394,7 @@ def show_latent(latent: np.ndarray, width: int = 168) -> None:
     # most of a page's redraw (the Latent explorer has the interactive view).
     rows, cols = latent_grid_shape(latent.size)
     picture = latent_image(latent, cell=max(4, width // cols))
-    st.image(f"data:image/png;base64,{base64.b64encode(png_encode(picture, fast=True)).decode()}")
+    st.image(png_data_url(picture))
     peak = float(np.abs(latent).max())
     st.caption(f"The code itself: its {latent.size} latent neurons for this digit, {rows}×{cols} in reading order. "
                f"Red above zero, blue below, white at zero; the strongest is {peak:.2f}. The Latent explorer "

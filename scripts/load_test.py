@@ -448,19 +448,18 @@ def memory_of_trees(roots: list[int]) -> tuple[int, int]:
     and all their descendants, from /proc. Summed RSS counts a library page every process maps
     (PyTorch's ~0.23 GB in the server and in the training worker) once per process; PSS splits it
     between them, so summed PSS is what the processes take from the machine together."""
-    rss = pss = 0
-    for pid in process_trees(roots):
-        for name, key in ((f"/proc/{pid}/status", "VmRSS:"), (f"/proc/{pid}/smaps_rollup", "Pss:")):
-            try:
-                with open(name) as f:
-                    kb = next((int(line.split()[1]) for line in f if line.startswith(key)), 0)
-            except (OSError, ValueError):
-                continue
-            if key == "Pss:":
-                pss += kb * 1024
-            else:
-                rss += kb * 1024
-    return rss, pss
+    pids = process_trees(roots)
+    return (sum(_proc_bytes(f"/proc/{pid}/status", "VmRSS:") for pid in pids),
+            sum(_proc_bytes(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in pids))
+
+
+def _proc_bytes(path: str, key: str) -> int:
+    """The "key: N kB" line of a /proc file, in bytes (0 when the process has gone)."""
+    try:
+        with open(path) as f:
+            return 1024 * next((int(line.split()[1]) for line in f if line.startswith(key)), 0)
+    except (OSError, ValueError):
+        return 0
 
 
 class CpuMeter:
