@@ -80,6 +80,9 @@ TRIM_SEARCH_BYTES = 8  # at most this many trailing bytes are trimmed
 # 64-bit state; 96 bits leave a margin.
 TERMINATION_SLACK_BITS = 96
 CODER_PRECISION = 24  # bits of the fixed-point tables of constriction's default range coder
+# Point ids that shipped once and were replaced: their payloads get a message in words. An id is
+# never reused for another model (the check would refuse its payloads, but say less).
+RETIRED_POINTS = {3: "the feedforward rd-q3 (~39 B per digit), replaced in codec v2 by a convolutional rd-q3 (id 5)"}
 
 
 class CodecError(AEError):
@@ -553,6 +556,10 @@ class PayloadReader:
 def _coder_for_id(point_id: int, coders: list[PointCoder] | None) -> PointCoder:
     if coders is None:
         by_id = {p.id: p for p in operating_points()}
+        if point_id not in by_id and point_id in RETIRED_POINTS:
+            raise CodecError(f"This payload was made by {RETIRED_POINTS[point_id]}, which this version no longer "
+                             f"decodes: ask the sender to send the digit again with the current app or "
+                             f"`python -m ae compress`.")
         if point_id not in by_id:
             raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have "
                              f"(known: {sorted(by_id) or 'none'}).")

@@ -201,7 +201,7 @@ class OperatingPoint:
 @dataclass
 class CodecStatus:
     """The codec's operating points in this installation, or why it has none (`message`)."""
-    points: list[OperatingPoint] = field(default_factory=list)  # lowest id first
+    points: list[OperatingPoint] = field(default_factory=list)  # in name order (rd-q1 first)
     message: str = ""  # empty when there are points
 
     @property
@@ -230,7 +230,7 @@ def _point_or_why(entry: ModelEntry, stamp: tuple, taken: dict[int, str]) -> Ope
 
 
 def _scan_points() -> tuple[list[OperatingPoint], list[tuple[str, str]]]:
-    """(points lowest id first, (file name, why) for each shipped file that cannot be read or
+    """(points in file-name order, rd-q1 first, (file name, why) for each shipped file that cannot be read or
     whose codec block is unusable). Lists the shipped folder and stats its files; only a new or
     changed card is read."""
     try:  # a point's integer decoder tables (rd-q1.int.safetensors) sit beside its weights
@@ -258,11 +258,11 @@ def _scan_points() -> tuple[list[OperatingPoint], list[tuple[str, str]]]:
             continue
         taken[point.id] = point.name
         points.append(point)
-    return sorted(points, key=lambda p: p.id), skipped
+    return points, skipped  # by name, not id: rd-q3 (id 5) replaced a retired id 3
 
 
 def operating_points() -> list[OperatingPoint]:
-    """The codec's operating points, lowest id (rate) first."""
+    """The codec's operating points in name order (rd-q1, rd-q2, ...: lowest rate first)."""
     return _scan_points()[0]
 
 

@@ -31,7 +31,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = ("ff", "cnn", "classifier")
 
 # What a card may ask for, checked before anything is allocated (cards in the user folder come
-# from anyone). The largest shipped model (rd-q1..q3) has 2.7 M parameters; the largest the Train
+# from anyone). The largest shipped model (rd-q1, rd-q2) has 2.7 M parameters; the largest the Train
 # page makes (cnn, 784 latents) about 5 M.
 MAX_CARD_BYTES = 1 << 20
 MAX_PARAMETERS = 8_000_000

@@ -1,7 +1,7 @@
 """The app under a class: N real Chromium sessions draw digits on Draw while one more trains.
 
     python scripts/load_test.py [--replicas R | --url URL] [--sessions 8] [--digits 3] [--no-train]
-                                [--warm] [--data-dir DIR] [--timeout 900] [--json out.json]
+                                [--warm] [--data-dir DIR] [--server-cpus 0] [--timeout 900] [--json out.json]
 
 Without --url it starts the app itself: `bash scripts/serve.sh --replicas R` (R Streamlit replicas
 behind HAProxy, R=1 by default) on a free port, with AE_RUN_LOG set and an empty user models
@@ -361,7 +361,7 @@ def free_port() -> int:
 class Server:
     """`bash scripts/serve.sh --replicas R` on a free port; stopped by `stop()` whatever happens."""
 
-    def __init__(self, replicas: int, work: Path, data_dir: str | None):
+    def __init__(self, replicas: int, work: Path, data_dir: str | None, cpus: set[int] | None = None):
         self.run_dir = work / "serve"
         self.run_log = work / "runs.jsonl"
         env = dict(os.environ, AE_RUN_LOG=str(self.run_log), AE_USER_MODELS_DIR=str(work / "user_models"))
@@ -370,8 +370,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = open(work / "serve.out", "w+")
-        self.proc = subprocess.Popen(["bash", "scripts/serve.sh", "--replicas", str(replicas), "--port", str(self.port),
-                                      "--address", "127.0.0.1", "--run-dir", str(self.run_dir)],
+        pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []  # inherited by the whole tree
+        self.proc = subprocess.Popen(pin + ["bash", "scripts/serve.sh", "--replicas", str(replicas), "--port", str(self.port),
+                                            "--address", "127.0.0.1", "--run-dir", str(self.run_dir)],
                                      cwd=ROOT, env=env, stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float) -> None:
@@ -658,6 +659,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", help="AE_DATA_DIR for the server it starts (e.g. /work/shared/data: full MNIST)")
     p.add_argument("--run-log", help="with --url: that server's AE_RUN_LOG file")
     p.add_argument("--server-pid", type=int, action="append", default=[], help="with --url: a Streamlit process to sample RSS from (repeatable)")
+    p.add_argument("--server-cpus", help="pin the server it starts (HAProxy, replicas, training workers) to these "
+                   "CPUs, e.g. 0, and the browsers to the others: as in a classroom, where every browser runs on "
+                   "its own machine, the browsers then do not take the server's cores")
     p.add_argument("--step-timeout", type=float, default=90, help="longest wait for one page load, stroke or clear (s)")
     p.add_argument("--timeout", type=float, default=900, help="the whole run, server start included (s)")
     p.add_argument("--json", help="also write the figures and every measurement to this file")
@@ -671,6 +675,17 @@ def main(argv=None) -> int:
     if not os.path.exists(CHROMIUM):
         print(f"error: {CHROMIUM} is absent (apt-get install chromium)", file=sys.stderr)
         return 2
+    server_cpus = browser_cpus = None
+    if args.server_cpus:
+        if args.url:
+            p.error("--server-cpus pins a server this script starts, not one given by --url")
+        try:
+            server_cpus = {int(c) for c in args.server_cpus.split(",")}
+        except ValueError:
+            p.error("--server-cpus takes CPU numbers separated by commas, e.g. 0 or 0,1")
+        browser_cpus = os.sched_getaffinity(0) - server_cpus
+        if not server_cpus <= os.sched_getaffinity(0) or not browser_cpus:
+            p.error(f"--server-cpus must name some but not all of this process's CPUs {sorted(os.sched_getaffinity(0))}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops the server
 
     sessions = [Session(f"draw{i + 1}") for i in range(args.sessions)]
@@ -687,10 +702,14 @@ def main(argv=None) -> int:
             url, run_log, pids = args.url.rstrip("/"), Path(args.run_log) if args.run_log else None, lambda: args.server_pid
             setup = f"{url}"
         else:
-            server = Server(args.replicas, work_dir, args.data_dir)
+            server = Server(args.replicas, work_dir, args.data_dir, server_cpus)
+            if browser_cpus:  # this process, Playwright's driver and Chromium (all started below) inherit it
+                os.sched_setaffinity(0, browser_cpus)
             server.wait_ready(max(10.0, deadline - time.monotonic()))
             url, run_log, pids = server.url, server.run_log, server.pids
             setup = f"{args.replicas} replica{'s' * (args.replicas > 1)} behind HAProxy (scripts/serve.sh)"
+            if server_cpus:
+                setup += f", server on CPU {args.server_cpus}, browsers on CPU {','.join(map(str, sorted(browser_cpus)))}"
         setup += (f", {args.sessions} drawing sessions x {args.digits} digits, "
                   f"{'no training' if args.no_train else '1 training session'}, server data: {data}")
         warm_urls = ([url] if args.url else server.urls()) if args.warm else []

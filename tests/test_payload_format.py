@@ -75,6 +75,15 @@ def test_a_version_1_payload_is_refused_in_words(sample):
             decompress(payload)
 
 
+def test_a_retired_points_payload_is_refused_in_words():
+    # A payload of the feedforward rd-q3 (id 3), which the convolutional rd-q3 (id 5) replaced.
+    old_single = bytes.fromhex("b033fe74d7df7757aef32a303f5b745165e75f47e49e171e4daf02fe931cd11efb")
+    old_container = bytes([0x40 | 3, 2, 0, 0, 0, 0]) + old_single[2:]
+    for payload in (old_single, old_container):
+        with pytest.raises(CodecError, match="feedforward rd-q3.*no longer decodes"):
+            decompress(payload)
+
+
 def test_an_unknown_first_nibble_is_not_a_digit_payload():
     with pytest.raises(CodecError, match="Not a digit payload of format version 2"):
         decompress(bytes([0x10, 0, 0, 0]))
