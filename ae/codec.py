@@ -89,6 +89,12 @@ class CodecError(AEError):
     """A payload is corrupt, truncated, foreign or made by another model; or an input can't be coded."""
 
 
+def _no_longer_decoded(made_by: str) -> CodecError:
+    """The error for a payload this version refuses by design (an old format, a retired point)."""
+    return CodecError(f"This payload was made by {made_by}, which this version no longer decodes: ask the "
+                      f"sender to send the digit again with the current app or `python -m ae compress`.")
+
+
 @dataclass
 class Decoded:
     pixels: np.ndarray  # (N,28,28) uint8, the integer decoder's output
@@ -490,9 +496,7 @@ def parse_header(payload: bytes) -> tuple[int, bool, int, int]:
     if code & SINGLE_CODE:
         return code & MAX_POINT_ID, False, 1, SINGLE_HEADER_BYTES
     if code in VERSION_1_CODES:
-        raise CodecError("This payload was made by format version 1 (the codec before version 2), which "
-                         "this version no longer decodes: ask the sender to send the digit again with the "
-                         "current app or `python -m ae compress`.")
+        raise _no_longer_decoded("format version 1 (the codec before version 2)")
     if code != CONTAINER_CODE:
         raise CodecError(f"Not a digit payload of format version {FORMAT_VERSION} "
                          f"(first byte 0x{payload[0]:02x}).")
@@ -556,11 +560,9 @@ class PayloadReader:
 def _coder_for_id(point_id: int, coders: list[PointCoder] | None) -> PointCoder:
     if coders is None:
         by_id = {p.id: p for p in operating_points()}
-        if point_id not in by_id and point_id in RETIRED_POINTS:
-            raise CodecError(f"This payload was made by {RETIRED_POINTS[point_id]}, which this version no longer "
-                             f"decodes: ask the sender to send the digit again with the current app or "
-                             f"`python -m ae compress`.")
         if point_id not in by_id:
+            if point_id in RETIRED_POINTS:
+                raise _no_longer_decoded(RETIRED_POINTS[point_id])
             raise CodecError(f"The payload names operating point {point_id}, which this decoder does not have "
                              f"(known: {sorted(by_id) or 'none'}).")
         return get_coder(by_id[point_id])

@@ -683,9 +683,10 @@ def main(argv=None) -> int:
             server_cpus = {int(c) for c in args.server_cpus.split(",")}
         except ValueError:
             p.error("--server-cpus takes CPU numbers separated by commas, e.g. 0 or 0,1")
-        browser_cpus = os.sched_getaffinity(0) - server_cpus
-        if not server_cpus <= os.sched_getaffinity(0) or not browser_cpus:
-            p.error(f"--server-cpus must name some but not all of this process's CPUs {sorted(os.sched_getaffinity(0))}")
+        usable = os.sched_getaffinity(0)
+        browser_cpus = usable - server_cpus
+        if not server_cpus <= usable or not browser_cpus:
+            p.error(f"--server-cpus must name some but not all of this process's CPUs {sorted(usable)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below stops the server
 
     sessions = [Session(f"draw{i + 1}") for i in range(args.sessions)]

@@ -30,23 +30,24 @@ from ae.weights import load_model
 
 def measure(path: str, data, classifier, point_id: int = 1, refinement: Refinement | None = None) -> str:
     coder = PointCoder(load_model(path), point_id, path)
+    refined = refinement is not None and refinement.active
     start = time.perf_counter()
     symbols = coder.symbols(data.images, refinement)
     encode_s = time.perf_counter() - start
     payloads = [compress_symbols(symbols[i:i + 1], coder, container=False) for i in range(len(symbols))]
     sizes = np.array([len(p) for p in payloads])
-    if refinement is not None and refinement.active:  # the receiver decodes refined payloads as any other
+    if refined:  # the receiver decodes refined payloads as any other
         for i, payload in enumerate(payloads):
             assert np.array_equal(decompress(payload, coders=[coder]).symbols[0], symbols[i]), i
     info = coder.estimated_bits(symbols) / 8
     decoded = coder.images(symbols)
     quality = psnr(decoded, data.images).mean().item()
-    refined = (f" (refined: {refinement.steps} {refinement.relaxation} steps, lambda {refinement.lam:g} bits/dB)"
-               if refinement is not None and refinement.active else "")
+    how = (f" (refined: {refinement.steps} {refinement.relaxation} steps, lambda {refinement.lam:g} bits/dB)"
+           if refined else "")
     recognised = (classify(classifier, decoded) == data.labels).float().mean().item()
     return (f"{path}: {sizes.mean():.2f} B per digit (information {info.mean():.2f} B, framing "
             f"{sizes.mean() - info.mean():.2f} B), {quality:.2f} dB, recognised {recognised:.2%}, "
-            f"encode {len(sizes) / encode_s:,.0f} digits/s{refined} "
+            f"encode {len(sizes) / encode_s:,.0f} digits/s{how} "
             f"[{len(sizes):,} digits, {time.perf_counter() - start:.0f} s]")
 
 
