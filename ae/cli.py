@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -31,6 +32,13 @@ def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, not {text}")
     return value
 
 
@@ -93,10 +101,12 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     train, val = training_data(args.sample, args.data_dir, val_size=args.val_size, seed=args.seed)
     model = codec_start_model(args.arch, args.latent, args.hidden, args.channels, seed=args.seed, init=args.init)
+    steps_per_epoch = math.ceil(min(args.train_size or len(train), len(train)) / args.batch_size)
     settings = CodecSettings(model=model.config.arch, latent_dim=model.latent_dim, epochs=args.epochs, lr=args.lr,
                              batch_size=args.batch_size, train_size=args.train_size, seed=args.seed,
                              max_steps=args.max_steps, device=args.device, rate_target_bits=args.target_bits,
-                             beta=args.beta, distortion=args.distortion, init=args.init)
+                             beta=args.beta, distortion=args.distortion, init=args.init,
+                             rate_ramp_steps=round(args.ramp_epochs * steps_per_epoch))
     trainer = Trainer(settings, train, val, model=model)
     print(f"Training codec point {args.out} on {trainer.data.source}: target {args.target_bits} bits/digit",
           file=sys.stderr)
@@ -328,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=1e-4, help="initial rate weight (then tuned to the target)")
     p.add_argument("--distortion", choices=["mse", "log-mse"], default="mse",
                    help="mse, or log-mse (mean over digits of ln MSE: what the mean PSNR measures)")
+    p.add_argument("--ramp-epochs", type=non_negative_float, default=0.0,
+                   help="glide the rate target from the starting model's rate to --target-bits over "
+                        "this many epochs (for fine-tuning far from the start's rate)")
     p.add_argument("--epochs", type=positive_int, default=20)
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--batch-size", type=positive_int, default=128)

@@ -74,7 +74,8 @@ class RateDistortionAE(nn.Module):
         if not hasattr(settings, "rate_target_bits"):
             raise TypeError("a rate-distortion model trains with ae.train.CodecSettings, "
                             f"not {type(settings).__name__}")
-        return RateDistortionLoss(settings.rate_target_bits, settings.beta, settings.distortion)
+        return RateDistortionLoss(settings.rate_target_bits, settings.beta, settings.distortion,
+                                  getattr(settings, "rate_ramp_steps", 0))
 
     def update(self) -> torch.Tensor:
         """Freeze the prior into the integer tables the coder uses (after training)."""
@@ -157,13 +158,29 @@ class RateDistortionLoss:
     """What one training run of a RateDistortionAE minimises: `distortion + beta * bits`.
     The knobs are fixed for the run; `beta` is the run's current rate weight, which each
     training batch moves towards `rate_target_bits` (when there is one). `last_bits` and
-    `last_mse` describe the latest batch, for progress displays."""
+    `last_mse` describe the latest batch, for progress displays.
 
-    def __init__(self, rate_target_bits: float | None = None, beta: float = 1e-4, distortion: str = "mse"):
+    With `rate_ramp_steps`, the target beta steers to glides geometrically from the rate of the
+    first batch to `rate_target_bits` over that many steps. Fine-tuning a model far from its
+    target (288 -> 112 bits) without it makes beta race ahead of the weights: it grew 500x in
+    the first epoch and the reconstructions collapsed to blanks before the model relearnt them."""
+
+    def __init__(self, rate_target_bits: float | None = None, beta: float = 1e-4, distortion: str = "mse",
+                 rate_ramp_steps: int = 0):
         if distortion not in DISTORTIONS:
             raise ValueError(f"distortion must be one of {DISTORTIONS}, not {distortion!r}")
         self.rate_target_bits, self.beta, self.distortion = rate_target_bits, beta, distortion
+        self.rate_ramp_steps, self.steps_taken, self.start_bits = rate_ramp_steps, 0, None
         self.last_bits = self.last_mse = math.nan
+
+    def current_target(self, bits: float) -> float:
+        """The rate this training step steers to (`bits`: this batch's rate)."""
+        if self.start_bits is None:
+            self.start_bits = bits
+        if self.steps_taken >= self.rate_ramp_steps:
+            return self.rate_target_bits
+        progress = self.steps_taken / self.rate_ramp_steps
+        return self.start_bits * (self.rate_target_bits / self.start_bits) ** progress
 
     def __call__(self, model: RateDistortionAE, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         y = model.analyse(x)
@@ -176,8 +193,10 @@ class RateDistortionLoss:
         # The reported PSNR is a mean over digits: "log-mse" optimises exactly that.
         distortion = per_digit.add(1e-5).log().mean() if self.distortion == "log-mse" else mse
         if model.training and self.rate_target_bits:
-            error = (bits.item() - self.rate_target_bits) / self.rate_target_bits
+            target = self.current_target(bits.item())
+            error = (bits.item() - target) / target
             self.beta *= math.exp(BETA_STEP * max(min(error, 1.0), -1.0))
+            self.steps_taken += 1
         self.last_bits, self.last_mse = bits.item(), mse.item()
         return distortion + self.beta * bits
 

@@ -68,6 +68,7 @@ class CodecSettings(TrainSettings):
     beta: float = 1e-4  # the initial rate weight
     distortion: str = "mse"  # or "log-mse": mean over digits of ln(MSE), i.e. the mean PSNR
     init: str | None = None  # the weights training started from (None: from scratch)
+    rate_ramp_steps: int = 0  # steps over which the rate target glides there from the start's rate
 
     @classmethod
     def from_card(cls, card: dict) -> "CodecSettings":

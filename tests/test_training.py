@@ -148,3 +148,37 @@ def test_ten_seeded_steps_lower_the_loss_on_digits_never_trained_on(sample, arch
     events = list(trainer.run())
     assert events[-1].step == 10 and not trainer.model.training
     assert mean_loss(trainer.model, held_out, trainer.device) < 0.85 * before
+
+
+def test_the_rate_target_glides_from_the_first_batch_rate_to_the_target():
+    from ae.rdae import RateDistortionLoss
+
+    loss = RateDistortionLoss(rate_target_bits=100.0, rate_ramp_steps=4)
+    targets = []
+    for _ in range(6):
+        targets.append(loss.current_target(400.0))  # what the loss asks of a batch at 400 bits
+        loss.steps_taken += 1
+    assert targets[0] == 400.0 and targets[2] == pytest.approx(200.0)  # geometric: halfway is the mean of the logs
+    assert targets[4:] == [100.0, 100.0]
+    assert RateDistortionLoss(rate_target_bits=100.0).current_target(400.0) == 100.0  # no ramp: the target at once
+
+
+def test_a_ramped_fine_tune_keeps_beta_from_racing_ahead(sample):
+    """Far from its target, the unramped controller multiplies beta by e^0.02 every step; with
+    the ramp the relative error stays small, so beta grows far less over the same steps."""
+    from ae.architectures import build_model
+    from ae.models import ModelConfig
+    from ae.train import CodecSettings
+
+    def final_beta(ramp_steps: int) -> float:
+        settings = CodecSettings(model="rdae", epochs=1, batch_size=64, max_steps=12, rate_target_bits=1.0,
+                                 beta=1e-3, rate_ramp_steps=ramp_steps, device="cpu")
+        model = build_model(ModelConfig(arch="rdae", latent_dim=8, hidden=32))
+        trainer = Trainer(settings, sample, model=model)
+        for _ in trainer.run():
+            pass
+        assert trainer.card()["training"]["rate_ramp_steps"] == ramp_steps
+        return trainer.loss.beta
+
+    assert final_beta(0) == pytest.approx(1e-3 * math.exp(0.02 * 12))  # every step at the clipped maximum
+    assert final_beta(1000) < 1e-3 * math.exp(0.02 * 2)
