@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # OpenBLAS's threads (numpy's matrix products: the codec's integer decoder) spin the same way,
 # and the decoder alternates small products with single-threaded range decoding: on the two
-# shared cores, a 1,000-digit rd-q1 container decodes at 11,300 digits/s with one thread and 840
+# shared cores, a 1,000-digit container of the feedforward rd-q1 (retired since) decoded at 11,300 digits/s with one thread and 840
 # with two (python -m scripts.receiver_costs). Takes effect only if numpy is not imported yet.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 

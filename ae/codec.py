@@ -82,7 +82,11 @@ TERMINATION_SLACK_BITS = 96
 CODER_PRECISION = 24  # bits of the fixed-point tables of constriction's default range coder
 # Point ids that shipped once and were replaced: their payloads get a message in words. An id is
 # never reused for another model (the check would refuse its payloads, but say less).
-RETIRED_POINTS = {3: "the feedforward rd-q3 (~39 B per digit), replaced in codec v2 by a convolutional rd-q3 (id 5)"}
+RETIRED_POINTS = {
+    1: "the feedforward rd-q1 (~10 B per digit), replaced in codec v2 by a convolutional rd-q1 (id 7)",
+    2: "the feedforward rd-q2 (~22 B per digit), replaced in codec v2 by a convolutional rd-q2 (id 6)",
+    3: "the feedforward rd-q3 (~39 B per digit), replaced in codec v2 by a convolutional rd-q3 (id 5)",
+}
 
 
 class CodecError(AEError):

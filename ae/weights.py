@@ -31,8 +31,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = ("ff", "cnn", "classifier")
 
 # What a card may ask for, checked before anything is allocated (cards in the user folder come
-# from anyone). The largest shipped model (rd-q1, rd-q2) has 2.7 M parameters; the largest the Train
-# page makes (cnn, 784 latents) about 5 M.
+# from anyone). The largest shipped models: ff 2.0 M parameters, a codec point 1.8 M (the retired
+# feedforward ones 2.7 M); the largest the Train page makes (cnn, 784 latents) about 5 M.
 MAX_CARD_BYTES = 1 << 20
 MAX_PARAMETERS = 8_000_000
 MAX_HIDDEN = 8192

@@ -133,9 +133,10 @@ def test_half_keeps_the_model_and_drops_the_old_figures(tmp_path):
 
 def test_shipped_cards_read_back_into_their_settings():
     assert TrainSettings.from_card(load_card("ff")).epochs == load_card("ff")["training"]["epochs"]
-    q1 = CodecSettings.from_card(load_card("rd-q1"))  # written before `beta` was recorded
-    assert (q1.rate_target_bits, q1.distortion, q1.init, q1.beta) == (66.0, "log-mse", "weights/rd-q2.safetensors", 0.01)
-    assert CodecSettings.from_card(load_card("rd-q4")).beta == 0.002
+    q2 = CodecSettings.from_card(load_card("rd-q2"))
+    assert (q2.rate_target_bits, q2.distortion, q2.init, q2.beta, q2.rate_ramp_steps) == \
+        (110.0, "log-mse", "weights/rd-q3.safetensors", 0.0032, 1407)  # 3 epochs of 469 steps
+    assert CodecSettings.from_card(load_card("rd-q4")).beta == 0.002  # written before `beta` was recorded
 
 
 def codec_trainer(sample, **knobs):

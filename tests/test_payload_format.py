@@ -45,9 +45,10 @@ def test_crc12_detects_every_burst_up_to_twelve_bits():
 
 
 def test_a_single_digit_costs_two_header_bytes(sample):
-    payload = compress(sample.images[0], "rd-q1")
-    assert parse_header(payload) == (1, False, 1, 2)
-    assert payload[0] >> 4 == codec.SINGLE_CODE | 1
+    coder = get_coder("rd-q1")
+    payload = compress(sample.images[0], coder)
+    assert parse_header(payload) == (coder.id, False, 1, 2)
+    assert payload[0] >> 4 == codec.SINGLE_CODE | coder.id
 
 
 @pytest.mark.parametrize("point", ["rd-q1", "rd-q2", "rd-q3", "rd-q4"])
@@ -75,12 +76,21 @@ def test_a_version_1_payload_is_refused_in_words(sample):
             decompress(payload)
 
 
-def test_a_retired_points_payload_is_refused_in_words():
-    # A payload of the feedforward rd-q3 (id 3), which the convolutional rd-q3 (id 5) replaced.
-    old_single = bytes.fromhex("b033fe74d7df7757aef32a303f5b745165e75f47e49e171e4daf02fe931cd11efb")
-    old_container = bytes([0x40 | 3, 2, 0, 0, 0, 0]) + old_single[2:]
+# Real payloads of the sample's first digit by the feedforward points that convolutional ones replaced.
+RETIRED_PAYLOADS = {
+    "rd-q1": (1, "9ddecf7d7927539f4932"),
+    "rd-q2": (2, "ae3fef661779608424beb31590f8f4b4a3366259cb"),
+    "rd-q3": (3, "b033fe74d7df7757aef32a303f5b745165e75f47e49e171e4daf02fe931cd11efb"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RETIRED_PAYLOADS))
+def test_a_retired_points_payload_is_refused_in_words(name):
+    point_id, single_hex = RETIRED_PAYLOADS[name]
+    old_single = bytes.fromhex(single_hex)
+    old_container = bytes([0x40 | point_id, 2, 0, 0, 0, 0]) + old_single[2:]
     for payload in (old_single, old_container):
-        with pytest.raises(CodecError, match="feedforward rd-q3.*no longer decodes"):
+        with pytest.raises(CodecError, match=f"feedforward {name}.*no longer decodes"):
             decompress(payload)
 
 
@@ -99,6 +109,6 @@ def test_a_container_keeps_its_own_header(sample):
     coder = get_coder("rd-q2")
     payload = compress(sample.images[:5], coder)
     point_id, container, count, header_len = parse_header(payload)
-    assert (point_id, container, count) == (2, True, 5)
+    assert (point_id, container, count) == (coder.id, True, 5)
     assert payload[0] >> 4 == codec.CONTAINER_CODE
     assert frame(coder, payload[header_len:], 5, container=True) == payload
