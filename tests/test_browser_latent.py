@@ -168,10 +168,21 @@ def test_dragging_redraws_in_the_browser_and_release_updates_the_server(server, 
         assert time.monotonic() < deadline, f"the cnn decoder never arrived: {got.get('sha') if got else None} != {cnn.sha256}"
         time.sleep(0.2)
     assert got["fetched"] == 2 and got["cached"] == 0, "this iframe should have been sent the ff blob, then the cnn one"
-    slider = frame.locator("input[type=range]").nth(1)
-    slider.focus()
-    for _ in range(7):
-        page.keyboard.press("ArrowRight")  # a key press is a release: the server hears each
+    # A key press is a release: the server hears each, and its reply may remount the iframe,
+    # which takes the focus away. So press once at a time, finding the slider afresh, until 0.7.
+    for _ in range(20):
+        frame, handle = component_frame(page)
+        try:
+            offsets = drawn(handle)["offsets"]
+            if offsets is not None and abs(offsets[1] - 0.7) < 1e-6:
+                break
+            frame.locator("input[type=range]").nth(1).focus()
+            page.keyboard.press("ArrowRight")
+            moved = time.monotonic() + 3  # wait for this press's frame, so no press overshoots
+            while drawn(handle)["offsets"] == offsets and time.monotonic() < moved:
+                time.sleep(0.05)
+        except sync_api.Error:
+            time.sleep(0.3)  # the iframe was remounted under us: find it again
     got = wait_drawn(handle, 0.7, index=1)
     assert_matches(got, cnn)
     sync_api.expect(page.get_by_text("Offsets on the server: +0.0, +0.7")).to_be_visible(timeout=30_000)
