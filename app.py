@@ -6,6 +6,8 @@ import os
 import sys
 import threading
 
+import ae  # noqa: F401  (first: its thread settings must reach numpy before numpy loads)
+
 # Imported whole before any page runs: plotly looks pandas up in sys.modules without importing
 # it, so a session could otherwise meet a half-imported pandas while another session imports it.
 import pandas  # noqa: F401

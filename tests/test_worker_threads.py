@@ -42,3 +42,42 @@ def test_the_thread_count_follows_the_environment(monkeypatch):
     for unusable in ("0", "-2", "two", ""):
         monkeypatch.setenv("AE_DECODER_THREADS", unusable)
         assert 1 <= thread_count() <= MAX_THREADS
+
+
+OPENBLAS_THREADS = """
+import json, sys
+{imports}
+from threadpoolctl import threadpool_info
+print(json.dumps([i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]))
+"""
+
+
+@pytest.mark.parametrize("imports", [
+    "import ae",  # the variable reaches OpenBLAS before numpy loads it
+    "import numpy, pandas\nimport ae.run_log",  # app.py's order before: numpy first, then ae
+], ids=["ae-first", "numpy-first"])
+def test_openblas_runs_one_thread_whatever_came_first(imports):
+    # OpenBLAS's spinning second thread cost the app's server ~110 ms of CPU a stroke on Draw.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}  # as a fresh shell has it
+    code = OPENBLAS_THREADS.format(imports=imports + ("\nimport numpy" if imports == "import ae" else ""))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [1]
+
+
+def test_a_thread_count_chosen_by_the_caller_is_kept():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "2"}
+    code = OPENBLAS_THREADS.format(imports="import numpy\nimport ae")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [2]
