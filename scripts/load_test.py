@@ -9,7 +9,8 @@ folder, and stops it at the end. With --url it measures a server you run; pass -
 server's AE_RUN_LOG file) and --server-pid (its Streamlit processes) for the server-side figures.
 
 One Chromium process holds every session (a browser context each). The trainer opens Train and
-presses Start with the page's defaults; once its progress bar shows, every drawing session opens
+presses Start with the page's defaults (again whenever a job ends, so one training runs
+throughout); once its progress bar shows, every drawing session opens
 Draw at once and draws its digits, a few strokes each, waiting after each stroke until the page has
 settled: the pictures for this drawing are on screen and the script is no longer running. The
 canvas is cleared between digits. With --warm, Draw is first opened once on each replica, so the
@@ -105,6 +106,7 @@ class Session:
     browser_errors: list[str] = field(default_factory=list)
     note: str = ""
     missed_strokes: int = 0  # strokes the mouse drew beside the canvas (drawn again)
+    jobs: int = 0  # trainer: training jobs started (the default job can end before the drawing does)
 
 
 # ---- the browser side ----
@@ -286,10 +288,20 @@ async def training_session(browser, url: str, session: Session, started: asyncio
             alerts = [t.strip()[:200] for t in await page.locator("[data-testid='stAlert']").all_inner_texts()]
             session.failures.append(f"training did not start ({type(exc).__name__}); the page says: {alerts}")
         await check_page(page, session, "train")
+        session.jobs = 1
         started.set()
         seen: set[str] = set()  # its progress fragment reruns twice a second: look for exceptions as often
         while not done.is_set():
             await check_page(page, session, "train", seen)
+            # The default job is short on full MNIST (~1 minute): start another with the same
+            # settings when it ends, so that one training runs until the drawing is done.
+            if await start.count() and await start.first.is_enabled():
+                bars = page.locator("[data-testid='stProgress']")
+                if await bars.count():
+                    session.note = (await bars.first.inner_text()).strip().replace("\n", " ")[:160]
+                await start.first.click(timeout=step_timeout * 1000)
+                session.jobs += 1
+                await page.wait_for_function(IDLE_JS, timeout=step_timeout * 1000)  # Start disabled again
             try:
                 await asyncio.wait_for(done.wait(), 0.5)
             except (asyncio.TimeoutError, TimeoutError):
@@ -595,7 +607,8 @@ def summarize(sessions: list[Session], trainer: Session | None, strokes_server: 
         "strokes_beside_the_canvas": sum(s.missed_strokes for s in sessions),
         "draws_per_s": (len(settled) / span) if span else None,
         "drawing_seconds": span, "wall_seconds": t_end - t_begin,
-        "training": trainer.note if trainer else "skipped",
+        "training": (f"{trainer.jobs} job(s) started; the last: {trainer.note}" if trainer.jobs > 1 else trainer.note)
+                    if trainer else "skipped",
     }
 
 
