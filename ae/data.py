@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,7 @@ from ae.errors import AEError, DatasetUnavailable
 from ae.images import from_uint8
 
 # torchvision's dataset class for each name. torchvision itself is imported only when a split is
-# loaded: importing it costs ~170 MB and ~1.5 s (it pulls in torch._dynamo and sympy), which a
-# web server that only draws and codes digits never needs.
+# loaded (see read_splits_apart): a web server that only draws and codes digits never needs it.
 DATASETS = {"mnist": "MNIST", "fashion": "FashionMNIST"}
 SPLIT_FILES = {  # images, then labels
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -125,14 +125,27 @@ def load_digits(
     compact: bool = False,
 ) -> Digits:
     """Load a whole split ("train" or "test") of MNIST or Fashion-MNIST ("fashion"); `compact`
-    keeps the 8-bit pixels (47 MB for MNIST's training set, not 188 MB of float32)."""
+    keeps the 8-bit pixels (47 MB for MNIST's training set, not 188 MB of float32). After
+    `read_splits_apart()`, torchvision reads it in a child process (`ae.split_reader`)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, not {name!r}")
+    root = resolve_data_dir(data_dir)
+    apart = _read_apart and "torchvision" not in sys.modules
+    images, labels = (_read_split_apart if apart else read_split)(name, split, root, download)
+    images = torch.from_numpy(images).unsqueeze(1)  # (N,28,28) -> (N,1,28,28)
+    if not compact:
+        images = from_uint8(images)  # [0, 1]
+    checksum = split_checksum(root / DATASETS[name] / "raw", split)  # torchvision's raw_folder
+    return Digits(images, torch.from_numpy(labels).long(), describe_split(name, split, len(labels), checksum))
+
+
+def read_split(name: str, split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 28, 28) uint8, labels (N,) int64) of a split, read (or first downloaded) by
+    torchvision's dataset class; DatasetUnavailable when it can't be had."""
     from torchvision import datasets
 
-    root = resolve_data_dir(data_dir)
     cls = getattr(datasets, DATASETS[name])
     train = split == "train"
     try:
@@ -148,10 +161,57 @@ def load_digits(
             ds = cls(root=str(root), train=train, download=True)
         except Exception as exc:  # network errors come in many types
             raise DatasetUnavailable(_missing_message(name, root, f"download failed ({exc})")) from None
-    images = ds.data.unsqueeze(1)  # (N,28,28) -> (N,1,28,28)
-    if not compact:
-        images = from_uint8(images)  # [0, 1]
-    return Digits(images, ds.targets.long(), describe_split(name, split, len(ds), split_checksum(ds.raw_folder, split)))
+    return ds.data.numpy(), ds.targets.numpy().astype(np.int64)
+
+
+# Importing torchvision costs ~160 MB of resident memory and ~1.5 s (it pulls in torch._dynamo
+# and triton), for good: a long-lived process (the app's server, a training worker) that loads
+# a split once calls read_splits_apart(), and torchvision then runs in a child that exits.
+_read_apart = False
+SPLIT_READ_TIMEOUT_S = 900  # a first download on a slow link included
+
+
+def read_splits_apart(on: bool = True) -> None:
+    global _read_apart
+    _read_apart = on
+
+
+_read_ahead: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # the test split a train read brought along
+
+
+def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A split read by `ae.split_reader` in a child. Asked for a training set, the child reads the
+    test set too (every training validates on it): one child's ~2 s of imports, not two."""
+    import subprocess
+    import tempfile
+
+    ahead = _read_ahead.pop((name, split, str(root)), None)
+    if ahead is not None:
+        return ahead
+    splits = ["train", "test"] if split == "train" else [split]
+
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory(prefix="ae-split-") as tmp:
+        out = Path(tmp) / "split.npz"
+        command = [sys.executable, "-m", "ae.split_reader", name, ",".join(splits), str(root), str(int(download)), str(out)]
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise AEError(f"Reading the {DATASETS[name]} {split} set took over {SPLIT_READ_TIMEOUT_S} s.") from None
+        if done.returncode == UNAVAILABLE_EXIT:
+            raise DatasetUnavailable(done.stderr.strip())
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise AEError(f"Reading the {DATASETS[name]} {split} set failed: {last}")
+        with np.load(out) as f:
+            arrays = {part: (f[f"{part}_images"], f[f"{part}_labels"]) for part in splits}
+    for part in splits[1:]:
+        _read_ahead[(name, part, str(root))] = arrays[part]
+    return arrays[split]
+
+
+UNAVAILABLE_EXIT = 3  # ae.split_reader's exit status for DatasetUnavailable (its message on stderr)
 
 
 # --- MNIST test digits by index (`python -m ae compress --test-indices`) -----------------------

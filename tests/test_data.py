@@ -74,3 +74,43 @@ def test_cards_record_the_data_and_the_command_without_the_folder(tmp_path):
     card = load_card(path)
     assert card["metrics_data"] == load_digits("test", data, download=False).source
     assert "--data-dir" not in card["metrics_command"] and str(data) not in card["metrics_command"]
+
+
+READ_APART = """
+import json, sys
+import ae.data as data
+from ae.errors import DatasetUnavailable
+data.read_splits_apart()
+train = data.load_digits("train", sys.argv[1], download=False, compact=True)
+test = data.load_digits("test", sys.argv[1], download=False)  # read along with train, by the same child
+try:
+    data.load_digits("test", sys.argv[2], download=False)
+    missing = None
+except DatasetUnavailable as exc:
+    missing = str(exc)
+print(json.dumps({"torchvision": "torchvision" in sys.modules, "missing": missing,
+                  "train": [train.source, str(train.images.dtype), train.images.int().sum().item(), train.labels.tolist()],
+                  "test": [test.source, test.images.sum().item(), test.labels.tolist()]}))
+"""
+
+
+def test_a_split_read_apart_is_the_same_and_keeps_torchvision_out(tmp_path):
+    # What the app's server and the training worker do: torchvision reads in a child process.
+    import json
+    import subprocess
+    import sys
+
+    _tiny_mnist(tmp_path / "data")
+    out = subprocess.run([sys.executable, "-c", READ_APART, str(tmp_path / "data"), str(tmp_path / "nowhere")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["torchvision"] is False
+    train = load_digits("train", tmp_path / "data", download=False, compact=True)  # in this process
+    test = load_digits("test", tmp_path / "data", download=False)
+    assert got["train"] == [train.source, "torch.uint8", train.images.int().sum().item(), train.labels.tolist()]
+    assert got["test"] == [test.source, test.images.sum().item(), test.labels.tolist()]
+    # An absent dataset gets the same message as in-process, from the child.
+    with pytest.raises(DatasetUnavailable) as err:
+        load_digits("test", tmp_path / "nowhere", download=False)
+    assert got["missing"] == str(err.value)
