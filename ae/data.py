@@ -165,8 +165,10 @@ def read_split(name: str, split: str, root: Path, download: bool) -> tuple[np.nd
 
 
 # Importing torchvision costs ~160 MB of resident memory and ~1.5 s (it pulls in torch._dynamo
-# and triton), for good: a long-lived process (the app's server, a training worker) that loads
-# a split once calls read_splits_apart(), and torchvision then runs in a child that exits.
+# and triton), for good: the app's server, which loads the test set once and then serves for
+# days, calls read_splits_apart(), and torchvision then runs in a child that exits. Not the
+# training worker: its child would hold torch and torchvision (~670 MB) beside the worker's own
+# torch while it reads, a higher peak than keeping torchvision for the training's few minutes.
 _read_apart = False
 SPLIT_READ_TIMEOUT_S = 900  # a first download on a slow link included
 
@@ -176,25 +178,15 @@ def read_splits_apart(on: bool = True) -> None:
     _read_apart = on
 
 
-_read_ahead: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # the test split a train read brought along
-
-
 def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A split read by `ae.split_reader` in a child. Asked for a training set, the child reads the
-    test set too (every training validates on it): one child's ~2 s of imports, not two."""
     import subprocess
     import tempfile
-
-    ahead = _read_ahead.pop((name, split, str(root)), None)
-    if ahead is not None:
-        return ahead
-    splits = ["train", "test"] if split == "train" else [split]
 
     package_root = str(Path(__file__).resolve().parent.parent)
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="ae-split-") as tmp:
         out = Path(tmp) / "split.npz"
-        command = [sys.executable, "-m", "ae.split_reader", name, ",".join(splits), str(root), str(int(download)), str(out)]
+        command = [sys.executable, "-m", "ae.split_reader", name, split, str(root), str(int(download)), str(out)]
         try:
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -205,10 +197,7 @@ def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tupl
             last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
             raise AEError(f"Reading the {DATASETS[name]} {split} set failed: {last}")
         with np.load(out) as f:
-            arrays = {part: (f[f"{part}_images"], f[f"{part}_labels"]) for part in splits}
-    for part in splits[1:]:
-        _read_ahead[(name, part, str(root))] = arrays[part]
-    return arrays[split]
+            return f["images"], f["labels"]
 
 
 UNAVAILABLE_EXIT = 3  # ae.split_reader's exit status for DatasetUnavailable (its message on stderr)

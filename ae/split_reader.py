@@ -2,7 +2,7 @@
 reads (or downloads) it here and the arrays go back in an .npz file, so the long-lived parent
 never imports torchvision.
 
-    python -m ae.split_reader NAME SPLIT[,SPLIT] ROOT DOWNLOAD(0/1) OUT.npz
+    python -m ae.split_reader NAME SPLIT ROOT DOWNLOAD(0/1) OUT.npz
 """
 from __future__ import annotations
 
@@ -17,18 +17,16 @@ from ae.files import atomic_write_bytes
 
 
 def main(argv: list[str]) -> int:
-    name, splits, root, download, out = argv
-    arrays = {}
+    name, split, root, download, out = argv
     try:
-        for split in splits.split(","):
-            arrays[f"{split}_images"], arrays[f"{split}_labels"] = read_split(name, split, Path(root), download == "1")
+        images, labels = read_split(name, split, Path(root), download == "1")
     except DatasetUnavailable as exc:
         print(exc, file=sys.stderr)
         return UNAVAILABLE_EXIT
     import io
 
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    np.savez(buffer, images=images, labels=labels)
     atomic_write_bytes(Path(out), buffer.getvalue())
     return 0
 

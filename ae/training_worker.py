@@ -150,11 +150,8 @@ def _train(spec, channel, control, signals, slot, me) -> None:
             torch.set_num_interop_threads(1)
         except RuntimeError:
             pass  # already set in this process
-        from ae.data import read_splits_apart
         from ae.errors import AEError
         from ae.live_training import training_data
-
-        read_splits_apart()  # torchvision would stay in this process for the whole training (~160 MB)
         from ae.train import Trainer, TrainSettings
         from ae.weights import save_model
     except BaseException as exc:  # a broken installation: say so rather than die silently

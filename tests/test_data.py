@@ -82,7 +82,7 @@ import ae.data as data
 from ae.errors import DatasetUnavailable
 data.read_splits_apart()
 train = data.load_digits("train", sys.argv[1], download=False, compact=True)
-test = data.load_digits("test", sys.argv[1], download=False)  # read along with train, by the same child
+test = data.load_digits("test", sys.argv[1], download=False)
 try:
     data.load_digits("test", sys.argv[2], download=False)
     missing = None
@@ -95,7 +95,7 @@ print(json.dumps({"torchvision": "torchvision" in sys.modules, "missing": missin
 
 
 def test_a_split_read_apart_is_the_same_and_keeps_torchvision_out(tmp_path):
-    # What the app's server and the training worker do: torchvision reads in a child process.
+    # What the app's server does: torchvision reads in a child process.
     import json
     import subprocess
     import sys
