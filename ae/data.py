@@ -22,7 +22,7 @@ from ae.errors import AEError, DatasetUnavailable
 from ae.images import from_uint8
 
 # torchvision's dataset class for each name. torchvision itself is imported only when a split is
-# loaded (see read_splits_apart): a web server that only draws and codes digits never needs it.
+# loaded (and with `apart`, in a child): a web server that only draws and codes digits never needs it.
 DATASETS = {"mnist": "MNIST", "fashion": "FashionMNIST"}
 SPLIT_FILES = {  # images, then labels
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -123,16 +123,17 @@ def load_digits(
     name: str = "mnist",
     download: bool = True,
     compact: bool = False,
+    apart: bool = False,
 ) -> Digits:
     """Load a whole split ("train" or "test") of MNIST or Fashion-MNIST ("fashion"); `compact`
-    keeps the 8-bit pixels (47 MB for MNIST's training set, not 188 MB of float32). After
-    `read_splits_apart()`, torchvision reads it in a child process (`ae.split_reader`)."""
+    keeps the 8-bit pixels (47 MB for MNIST's training set, not 188 MB of float32). With `apart`,
+    torchvision reads it in a child process (`ae.split_reader`), unless it is loaded already."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, not {name!r}")
     root = resolve_data_dir(data_dir)
-    apart = _read_apart and "torchvision" not in sys.modules
+    apart = apart and "torchvision" not in sys.modules
     images, labels = (_read_split_apart if apart else read_split)(name, split, root, download)
     images = torch.from_numpy(images).unsqueeze(1)  # (N,28,28) -> (N,1,28,28)
     if not compact:
@@ -166,16 +167,10 @@ def read_split(name: str, split: str, root: Path, download: bool) -> tuple[np.nd
 
 # Importing torchvision costs ~160 MB of resident memory and ~1.5 s (it pulls in torch._dynamo
 # and triton), for good: the app's server, which loads the test set once and then serves for
-# days, calls read_splits_apart(), and torchvision then runs in a child that exits. Not the
-# training worker: its child would hold torch and torchvision (~670 MB) beside the worker's own
-# torch while it reads, a higher peak than keeping torchvision for the training's few minutes.
-_read_apart = False
+# days, asks for `apart`, and torchvision then runs in a child that exits. Not the training
+# worker: its child would hold torch and torchvision (~670 MB) beside the worker's own torch
+# while it reads, a higher peak than keeping torchvision for the training's few minutes.
 SPLIT_READ_TIMEOUT_S = 900  # a first download on a slow link included
-
-
-def read_splits_apart(on: bool = True) -> None:
-    global _read_apart
-    _read_apart = on
 
 
 def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:

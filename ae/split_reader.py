@@ -1,4 +1,4 @@
-"""The child process that reads a dataset split for `ae.data.read_splits_apart`: torchvision
+"""The child process that reads a dataset split for `ae.data.load_digits(..., apart=True)`: torchvision
 reads (or downloads) it here and the arrays go back in an .npz file, so the long-lived parent
 never imports torchvision.
 

@@ -14,7 +14,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae import analysis
 from ae.analysis import AutoencoderView, CodedPayload, DrawView, SizeBar
-from ae.data import dataset_available, load_digits, read_splits_apart
+from ae.data import dataset_available, load_digits
 from ae.display import digit_image, latent_grid_shape, latent_image
 from ae.errors import AEError, NothingDrawn
 from ae.images import as_digit_array
@@ -75,8 +75,8 @@ def classifier():
 
 @st.cache_resource(show_spinner=False)
 def _mnist_test_digits(full: bool):
-    read_splits_apart()  # a server process: torchvision (~160 MB, for good) reads in a child
-    return load_digits("test") if full else load_sample()
+    # apart: torchvision (~160 MB, for good) reads in a child, not in the server process
+    return load_digits("test", apart=True) if full else load_sample()
 
 
 def mnist_test_digits():

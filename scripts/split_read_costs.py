@@ -1,5 +1,5 @@
 """What reading a dataset split costs a process: in-process (torchvision imported for good) against
-`ae.data.read_splits_apart` (torchvision in a child), each in a fresh process that has torch
+`ae.data.load_digits(..., apart=True)` (torchvision in a child), each in a fresh process that has torch
 loaded already, as the app's server has: wall seconds and resident memory gained.
 
     python scripts/split_read_costs.py --data-dir /work/shared/data [--split test]
@@ -19,10 +19,8 @@ import ae.data as data
 import torch  # noqa: F401  (the server has it before it reads a split)
 def rss_mb():
     return int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS')).split()[1]) / 1024
-if sys.argv[3] == "apart":
-    data.read_splits_apart()
 before, t = rss_mb(), time.perf_counter()
-digits = data.load_digits(sys.argv[2], sys.argv[1], download=False)
+digits = data.load_digits(sys.argv[2], sys.argv[1], download=False, apart=sys.argv[3] == "apart")
 print(json.dumps({"seconds": time.perf_counter() - t, "rss_gain_mb": rss_mb() - before,
                   "torchvision": "torchvision" in sys.modules, "source": digits.source}))
 """
