@@ -171,6 +171,7 @@ def read_split(name: str, split: str, root: Path, download: bool) -> tuple[np.nd
 # worker: its child would hold torch and torchvision (~670 MB) beside the worker's own torch
 # while it reads, a higher peak than keeping torchvision for the training's few minutes.
 SPLIT_READ_TIMEOUT_S = 900  # a first download on a slow link included
+UNAVAILABLE_EXIT = 3  # ae.split_reader's exit status for DatasetUnavailable (its message on stderr)
 
 
 def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -193,9 +194,6 @@ def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tupl
             raise AEError(f"Reading the {DATASETS[name]} {split} set failed: {last}")
         with np.load(out) as f:
             return f["images"], f["labels"]
-
-
-UNAVAILABLE_EXIT = 3  # ae.split_reader's exit status for DatasetUnavailable (its message on stderr)
 
 
 # --- MNIST test digits by index (`python -m ae compress --test-indices`) -----------------------
