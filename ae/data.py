@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ae.child_process import child_env
 from ae.errors import AEError, DatasetUnavailable
 from ae.images import from_uint8
 
@@ -178,13 +179,11 @@ def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tupl
     import subprocess
     import tempfile
 
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory(prefix="ae-split-") as tmp:
         out = Path(tmp) / "split.npz"
         command = [sys.executable, "-m", "ae.split_reader", name, split, str(root), str(int(download)), str(out)]
         try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
+            done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise AEError(f"Reading the {DATASETS[name]} {split} set took over {SPLIT_READ_TIMEOUT_S} s.") from None
         if done.returncode == UNAVAILABLE_EXIT:

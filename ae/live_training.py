@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ae import training_worker
+from ae.child_process import child_env
 from ae.data import Digits, dataset_available, describe_split, resolve_data_dir
 from ae.errors import AEError
 from ae.models import DEFAULT_CONFIGS
@@ -266,9 +267,6 @@ class _JobState:
             self.answered.set()
 
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m ae.training_worker` finds ae
-
-
 class _Child:
     """A training process (`python -m ae.training_worker`) and the lines we send it. Writes
     never block and a process that has gone is simply not told any more."""
@@ -276,8 +274,7 @@ class _Child:
     def __init__(self, spec: dict):
         receiver, sender = os.pipe()
         # Before the interpreter starts, so before torch: one OpenMP thread that sleeps, never spins.
-        env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-                            "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = child_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
         try:
             self.proc = subprocess.Popen([sys.executable, "-m", "ae.training_worker", str(sender)], env=env,
                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(sender,))

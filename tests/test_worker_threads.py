@@ -52,32 +52,31 @@ print(json.dumps([i["num_threads"] for i in threadpool_info() if i["internal_api
 """
 
 
+def openblas_threads(imports: str, blas_threads: str | None) -> list[int]:
+    """OpenBLAS's thread counts in a fresh interpreter after `imports`, with OPENBLAS_NUM_THREADS
+    set to `blas_threads` or, for None, unset as in a fresh shell."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if blas_threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = blas_threads
+    out = subprocess.run([sys.executable, "-c", OPENBLAS_THREADS.format(imports=imports)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 @pytest.mark.parametrize("imports", [
-    "import ae",  # the variable reaches OpenBLAS before numpy loads it
+    "import ae\nimport numpy",  # the variable reaches OpenBLAS before numpy loads it
     "import numpy, pandas\nimport ae.run_log",  # app.py's order before: numpy first, then ae
 ], ids=["ae-first", "numpy-first"])
 def test_openblas_runs_one_thread_whatever_came_first(imports):
     # OpenBLAS's spinning second thread cost the app's server ~110 ms of CPU a stroke on Draw.
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}  # as a fresh shell has it
-    code = OPENBLAS_THREADS.format(imports=imports + ("\nimport numpy" if imports == "import ae" else ""))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == [1]
+    assert openblas_threads(imports, None) == [1]
 
 
 def test_a_thread_count_chosen_by_the_caller_is_kept():
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = os.environ | {"OPENBLAS_NUM_THREADS": "2"}
-    code = OPENBLAS_THREADS.format(imports="import numpy\nimport ae")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == [2]
+    assert openblas_threads("import numpy\nimport ae", "2") == [2]
