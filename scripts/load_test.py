@@ -274,6 +274,12 @@ async def training_session(browser, url: str, session: Session, started: asyncio
     context = await browser.new_context(viewport={"width": 1400, "height": 1600})
     page = await context.new_page()
     watch = Watch(page, session)
+
+    async def note_progress() -> None:  # the progress bar's text: the summary's "training" line
+        bars = page.locator("[data-testid='stProgress']")
+        if await bars.count():
+            session.note = (await bars.first.inner_text()).strip().replace("\n", " ")[:160]
+
     try:
         t0 = time.monotonic()
         await page.goto(f"{url}/train", timeout=step_timeout * 1000)
@@ -296,9 +302,7 @@ async def training_session(browser, url: str, session: Session, started: asyncio
             # The default job is short on full MNIST (~1 minute): start another with the same
             # settings when it ends, so that one training runs until the drawing is done.
             if await start.count() and await start.first.is_enabled():
-                bars = page.locator("[data-testid='stProgress']")
-                if await bars.count():
-                    session.note = (await bars.first.inner_text()).strip().replace("\n", " ")[:160]
+                await note_progress()
                 await start.first.click(timeout=step_timeout * 1000)
                 session.jobs += 1
                 await page.wait_for_function(IDLE_JS, timeout=step_timeout * 1000)  # Start disabled again
@@ -306,9 +310,7 @@ async def training_session(browser, url: str, session: Session, started: asyncio
                 await asyncio.wait_for(done.wait(), 0.5)
             except (asyncio.TimeoutError, TimeoutError):
                 pass
-        bars = page.locator("[data-testid='stProgress']")
-        if await bars.count():
-            session.note = (await bars.first.inner_text()).strip().replace("\n", " ")[:160]
+        await note_progress()
         await check_page(page, session, "train", seen)
         stop = page.get_by_role("button", name="Stop")
         if await stop.count() and await stop.first.is_enabled():
