@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ae.architectures import build_model, is_autoencoder
 from ae.data import Digits, load_digits
 from ae.images import from_uint8
-from ae.inference import evaluating
+from ae.inference import CHUNK, evaluating
 from ae.models import DEFAULT_CONFIGS, ModelConfig, parameter_count
 from ae.rdae import RateDistortionAE, RateDistortionLoss
 from ae.sample import load_sample
@@ -182,7 +182,7 @@ def training_loss(model: nn.Module, settings: TrainSettings) -> Loss:
 
 
 @torch.no_grad()
-def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = 1000,
+def mean_loss(model: nn.Module, data: Digits, device: torch.device, batch_size: int = CHUNK,
               loss: Loss = batch_loss) -> float:
     total = 0.0
     with evaluating(model):

@@ -458,14 +458,26 @@ def cpu_seconds(pids: set[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def memory_of_trees(roots: list[int]) -> tuple[int, int]:
-    """Bytes of resident memory (RSS) and of proportional memory (PSS) of the processes `roots`
-    and all their descendants, from /proc. Summed RSS counts a library page every process maps
-    (PyTorch's ~0.23 GB in the server and in the training worker) once per process; PSS splits it
-    between them, so summed PSS is what the processes take from the machine together."""
-    pids = process_trees(roots)
-    return (sum(_proc_bytes(f"/proc/{pid}/status", "VmRSS:") for pid in pids),
-            sum(_proc_bytes(f"/proc/{pid}/smaps_rollup", "Pss:") for pid in pids))
+def memory_of_trees(roots: list[int]) -> dict[int, tuple[int, int]]:
+    """Bytes of resident memory (RSS) and of proportional memory (PSS) of each of the processes
+    `roots` and all their descendants, from /proc. Summed RSS counts a library page every process
+    maps (PyTorch's ~0.23 GB in the server and in the training worker) once per process; PSS splits
+    it between them, so summed PSS is what the processes take from the machine together."""
+    return {pid: (_proc_bytes(f"/proc/{pid}/status", "VmRSS:"), _proc_bytes(f"/proc/{pid}/smaps_rollup", "Pss:"))
+            for pid in process_trees(roots)}
+
+
+def process_label(pid: int) -> str:
+    """A short name for a server process: the Python module or script it runs, else its program."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return "gone"
+    if "-m" in args[:-1]:
+        return args[args.index("-m") + 1]
+    scripts = [Path(a).name for a in args[1:] if a.endswith(".py") or Path(a).name == "streamlit"]
+    return scripts[0] if scripts else (Path(args[0]).name if args else "?")
 
 
 def _proc_bytes(path: str, key: str) -> int:
@@ -503,12 +515,19 @@ class RssSampler(threading.Thread):
     def __init__(self, pids, every: float = 0.5):
         super().__init__(daemon=True)
         self.pids, self.every, self.peak, self.idle, self.pss_peak = pids, every, 0, None, 0
+        self.at_peak: dict[str, int] = {}  # RSS of each process at the summed peak, by label
         self.halt = threading.Event()
 
     def run(self) -> None:
         while not self.halt.is_set():
-            rss, pss = memory_of_trees(self.pids())
+            each = memory_of_trees(self.pids())
+            rss, pss = sum(r for r, _ in each.values()), sum(p for _, p in each.values())
             self.idle = rss if self.idle is None else self.idle
+            if rss > self.peak:
+                self.at_peak = {}
+                for pid, (r, _) in each.items():
+                    label = process_label(pid)
+                    self.at_peak[label] = self.at_peak.get(label, 0) + r
             self.peak, self.pss_peak = max(self.peak, rss), max(self.pss_peak, pss)
             self.halt.wait(self.every)
 
@@ -649,6 +668,9 @@ def print_report(s: dict, setup: str) -> None:
     for name, value, target, verdict in rows:
         print(f"  {name:<{width}}  {value:<{vwidth}}  {target:<24} {verdict}")
     print(f"  training: {s['training'] or 'n/a'}")
+    if s.get("rss_at_peak_bytes"):
+        print("  RSS at the peak, by process: " + ", ".join(
+            f"{label} {gb(b)}" for label, b in sorted(s["rss_at_peak_bytes"].items(), key=lambda kv: -kv[1])))
     if s.get("load_average_before") is not None:
         print(f"  machine load average (1 min): {s['load_average_before']:.1f} before, {s['load_average_after']:.1f} after "
               f"on {os.cpu_count()} cores (the browsers share them with the server)")
@@ -752,6 +774,7 @@ def main(argv=None) -> int:
                             sampler.idle if sampler else None, t_begin, t_end)
         summary.update(server_cpu_s=meter.server if pids() else None, browser_cpu_s=meter.client,
                        pss_peak_bytes=sampler.pss_peak if sampler else None,
+                       rss_at_peak_bytes=sampler.at_peak if sampler else None,
                        load_average_before=load_before, load_average_after=os.getloadavg()[0])
         if summary["server_cpu_s"] is not None and summary["strokes_settled"]:
             summary["server_cpu_all_per_stroke_s"] = summary["server_cpu_s"] / summary["strokes_settled"]
