@@ -18,18 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ae.child_process import child_env
+from ae.dataset_files import DATASETS, RAW_FILES, SPLIT_FILES, dataset_available, resolve_data_dir
 from ae.errors import AEError, DatasetUnavailable
 from ae.images import from_uint8
+from ae.split_reader import read_apart, take_read_ahead
 
-# torchvision's dataset class for each name. torchvision itself is imported only when a split is
-# loaded (and with `apart`, in a child): a web server that only draws and codes digits never needs it.
-DATASETS = {"mnist": "MNIST", "fashion": "FashionMNIST"}
-SPLIT_FILES = {  # images, then labels
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-RAW_FILES = SPLIT_FILES["train"] + SPLIT_FILES["test"]
+# torchvision itself is imported only when a split is loaded (and with `apart`, in a child): a
+# web server that only draws and codes digits never needs it.
 DOWNLOAD_HOST = ("ossci-datasets.s3.amazonaws.com", 443)  # torchvision's first MNIST mirror
 
 
@@ -81,17 +76,6 @@ def _sha256_of_files(paths: tuple[Path, ...], stamps: tuple) -> str:
     return digest.hexdigest()
 
 
-def default_data_dir() -> Path:
-    if os.environ.get("AE_DATA_DIR"):
-        return Path(os.environ["AE_DATA_DIR"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "ae-digits" / "data"
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    return Path(data_dir).expanduser() if data_dir else default_data_dir()
-
-
 def _online(timeout: float = 3.0) -> bool:
     # A quick check so an offline machine gets its message in seconds, not after
     # torchvision has tried every mirror.
@@ -112,12 +96,6 @@ def _missing_message(name: str, root: Path, why: str) -> str:
     )
 
 
-def dataset_available(data_dir: str | os.PathLike | None = None, name: str = "mnist") -> bool:
-    root = resolve_data_dir(data_dir)
-    raw = root / DATASETS[name] / "raw"
-    return all((raw / f).exists() for f in RAW_FILES)
-
-
 def load_digits(
     split: str = "test",
     data_dir: str | os.PathLike | None = None,
@@ -128,14 +106,17 @@ def load_digits(
 ) -> Digits:
     """Load a whole split ("train" or "test") of MNIST or Fashion-MNIST ("fashion"); `compact`
     keeps the 8-bit pixels (47 MB for MNIST's training set, not 188 MB of float32). With `apart`,
-    torchvision reads it in a child process (`ae.split_reader`), unless it is loaded already."""
+    torchvision reads it in a child process (`ae.split_reader`), unless it is loaded already.
+    A split this process read ahead (`ae.split_reader.read_ahead`) is taken from there."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, not {name!r}")
     root = resolve_data_dir(data_dir)
-    apart = apart and "torchvision" not in sys.modules
-    images, labels = (_read_split_apart if apart else read_split)(name, split, root, download)
+    arrays = take_read_ahead(name, split, root)
+    if arrays is None and apart and "torchvision" not in sys.modules:
+        arrays = read_apart(name, (split,), root, download)[split]
+    images, labels = arrays or read_split(name, split, root, download)
     images = torch.from_numpy(images).unsqueeze(1)  # (N,28,28) -> (N,1,28,28)
     if not compact:
         images = from_uint8(images)  # [0, 1]
@@ -164,35 +145,6 @@ def read_split(name: str, split: str, root: Path, download: bool) -> tuple[np.nd
         except Exception as exc:  # network errors come in many types
             raise DatasetUnavailable(_missing_message(name, root, f"download failed ({exc})")) from None
     return ds.data.numpy(), ds.targets.numpy().astype(np.int64)
-
-
-# Importing torchvision costs ~160 MB of resident memory and ~1.5 s (it pulls in torch._dynamo
-# and triton), for good: the app's server, which loads the test set once and then serves for
-# days, asks for `apart`, and torchvision then runs in a child that exits. Not the training
-# worker: its child would hold torch and torchvision (~670 MB) beside the worker's own torch
-# while it reads, a higher peak than keeping torchvision for the training's few minutes.
-SPLIT_READ_TIMEOUT_S = 900  # a first download on a slow link included
-UNAVAILABLE_EXIT = 3  # ae.split_reader's exit status for DatasetUnavailable (its message on stderr)
-
-
-def _read_split_apart(name: str, split: str, root: Path, download: bool) -> tuple[np.ndarray, np.ndarray]:
-    import subprocess
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="ae-split-") as tmp:
-        out = Path(tmp) / "split.npz"
-        command = [sys.executable, "-m", "ae.split_reader", name, split, str(root), str(int(download)), str(out)]
-        try:
-            done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise AEError(f"Reading the {DATASETS[name]} {split} set took over {SPLIT_READ_TIMEOUT_S} s.") from None
-        if done.returncode == UNAVAILABLE_EXIT:
-            raise DatasetUnavailable(done.stderr.strip())
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise AEError(f"Reading the {DATASETS[name]} {split} set failed: {last}")
-        with np.load(out) as f:
-            return f["images"], f["labels"]
 
 
 # --- MNIST test digits by index (`python -m ae compress --test-indices`) -----------------------

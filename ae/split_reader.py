@@ -1,33 +1,87 @@
-"""The child process that reads a dataset split for `ae.data.load_digits(..., apart=True)`: torchvision
-reads (or downloads) it here and the arrays go back in an .npz file, so the long-lived parent
-never imports torchvision.
+"""Reading dataset splits in a child process, so the reading process never imports torchvision.
 
-    python -m ae.split_reader NAME SPLIT ROOT DOWNLOAD(0/1) OUT.npz
+Importing torchvision costs ~160 MB of resident memory and ~1.5 s, for good: it pulls in
+torch._dynamo and triton (`python scripts/split_read_costs.py`). So:
+- the app's server, which loads the test set once and then serves for days, asks
+  `ae.data.load_digits(..., apart=True)`, and torchvision runs in a child that exits;
+- the training worker calls `read_ahead` before it imports torch itself, so the child's torch and
+  the worker's are never resident together, and later `load_digits` calls take the arrays from
+  here. (A child started after the worker's own torch import held two of them while it read:
+  the load test's peak rose to 2.23 GB.)
+
+This module imports neither torch nor torchvision; its child does:
+
+    python -m ae.split_reader NAME ROOT DOWNLOAD(0/1) OUT.npz SPLIT...
 """
 from __future__ import annotations
 
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ae.data import UNAVAILABLE_EXIT, read_split
-from ae.errors import DatasetUnavailable
-from ae.files import atomic_write_bytes
+from ae.child_process import child_env
+from ae.dataset_files import DATASETS
+from ae.errors import AEError, DatasetUnavailable
+
+SPLIT_READ_TIMEOUT_S = 900  # a first download on a slow link included
+UNAVAILABLE_EXIT = 3  # the child's exit status for DatasetUnavailable (its message on stderr)
+
+Arrays = tuple[np.ndarray, np.ndarray]  # images (N, 28, 28) uint8, labels (N,) int64
+_read_ahead: dict[tuple[str, str, str], Arrays] = {}
+
+
+def read_apart(name: str, splits: tuple[str, ...], root: Path, download: bool) -> dict[str, Arrays]:
+    """{split: arrays} of dataset `name`, read (or first downloaded) by torchvision in one child.
+    DatasetUnavailable or AEError, with the child's message, when it can't."""
+    what = f"the {DATASETS[name]} {' and '.join(splits)} set{'s' if len(splits) > 1 else ''}"
+    with tempfile.TemporaryDirectory(prefix="ae-split-") as tmp:
+        out = Path(tmp) / "splits.npz"
+        command = [sys.executable, "-m", "ae.split_reader", name, str(root), str(int(download)), str(out), *splits]
+        try:
+            done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise AEError(f"Reading {what} took over {SPLIT_READ_TIMEOUT_S} s.") from None
+        if done.returncode == UNAVAILABLE_EXIT:
+            raise DatasetUnavailable(done.stderr.strip())
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise AEError(f"Reading {what} failed: {last}")
+        with np.load(out) as f:
+            return {split: (f[f"{split}_images"], f[f"{split}_labels"]) for split in splits}
+
+
+def read_ahead(name: str, splits: tuple[str, ...], root: Path) -> None:
+    """Read these splits now, apart (no download), for this process's later `load_digits` calls."""
+    for split, arrays in read_apart(name, splits, Path(root), download=False).items():
+        _read_ahead[(name, split, str(root))] = arrays
+
+
+def take_read_ahead(name: str, split: str, root: Path) -> Arrays | None:
+    """The arrays `read_ahead` kept for this split, handed over once (so they are not held twice)."""
+    return _read_ahead.pop((name, split, str(root)), None)
 
 
 def main(argv: list[str]) -> int:
-    name, split, root, download, out = argv
+    from ae.data import read_split  # torchvision: the reason this runs in a child
+
+    name, root, download, out, *splits = argv
+    arrays = {}
     try:
-        images, labels = read_split(name, split, Path(root), download == "1")
+        for split in splits:
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = read_split(name, split, Path(root), download == "1")
     except DatasetUnavailable as exc:
         print(exc, file=sys.stderr)
         return UNAVAILABLE_EXIT
-    import io
+    from ae.files import atomic_write
 
-    buffer = io.BytesIO()
-    np.savez(buffer, images=images, labels=labels)
-    atomic_write_bytes(Path(out), buffer.getvalue())
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # straight to the file: no second copy of the arrays in memory
+            np.savez(f, **arrays)
+
+    atomic_write(Path(out), write)
     return 0
 
 

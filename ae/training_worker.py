@@ -20,7 +20,8 @@ It stops between two steps, saves what it has (atomically, under a free name) an
 the parent asks ("asked"), the server is shutting down ("shutdown"), it gets SIGTERM or SIGINT
 ("signal"), the parent process is gone ("parent"), no heartbeat came for the budget's heartbeat
 timeout ("heartbeat": the session has gone), or the budget's time or steps ran out ("budget").
-This module imports neither torch nor numpy at the top, so the slot is taken first.
+This module imports neither torch nor numpy at the top, so the slot is taken first; the data is
+read (in a child, `ae.split_reader.read_ahead`) before torch is imported.
 """
 from __future__ import annotations
 
@@ -142,6 +143,7 @@ def _train(spec, channel, control, signals, slot, me) -> None:
         channel.send("outcome", outcome)
         return
 
+    _read_training_splits_ahead(spec.get("data_dir"))
     try:
         import torch
 
@@ -201,6 +203,21 @@ def _train(spec, channel, control, signals, slot, me) -> None:
         outcome.update(status="failed", error=f"{type(exc).__name__}: {exc}")
     outcome["seconds"] = time.monotonic() - clock_start
     channel.send("outcome", outcome)
+
+
+def _read_training_splits_ahead(data_dir) -> None:
+    """MNIST's training and test splits read by torchvision in a child, before this process
+    imports torch: the worker then never holds torchvision (~160 MB), and the child's torch is
+    gone before ours loads. If that fails, loading in-process later says why."""
+    from ae.dataset_files import dataset_available, resolve_data_dir
+    from ae.errors import AEError
+    from ae.split_reader import read_ahead
+
+    if dataset_available(data_dir):
+        try:
+            read_ahead("mnist", ("train", "test"), resolve_data_dir(data_dir))
+        except AEError:
+            pass
 
 
 def _preview(trainer, images):

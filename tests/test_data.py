@@ -110,3 +110,36 @@ def test_a_split_read_apart_is_the_same_and_keeps_torchvision_out(tmp_path):
     with pytest.raises(DatasetUnavailable) as err:
         load_digits("test", tmp_path / "nowhere", download=False)
     assert got["missing"] == str(err.value)
+
+
+READ_AHEAD = """
+import json, sys
+from ae.training_worker import _read_training_splits_ahead
+_read_training_splits_ahead(sys.argv[1])
+torch_while_reading = "torch" in sys.modules
+from ae.live_training import training_data
+from ae import split_reader
+data = training_data(sys.argv[1], val_size=2)
+print(json.dumps({"torch_while_reading": torch_while_reading, "torchvision": "torchvision" in sys.modules,
+                  "left": len(split_reader._read_ahead), "train": [data.train.source, data.train.images.sum().item()],
+                  "val": data.val.source}))
+"""
+
+
+@pytest.mark.slow  # two processes that import torch
+def test_the_training_worker_reads_its_splits_before_it_imports_torch(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from ae.live_training import training_data
+
+    _tiny_mnist(tmp_path / "data")
+    out = subprocess.run([sys.executable, "-c", READ_AHEAD, str(tmp_path / "data")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["torch_while_reading"] is False and got["torchvision"] is False
+    assert got["left"] == 0  # handed over, not kept twice
+    here = training_data(tmp_path / "data", val_size=2)  # torchvision in this process
+    assert got["train"] == [here.train.source, here.train.images.sum().item()] and got["val"] == here.val.source
