@@ -18,7 +18,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,29 +35,48 @@ Arrays = tuple[np.ndarray, np.ndarray]  # images (N, 28, 28) uint8, labels (N,) 
 _read_ahead: dict[tuple[str, str, str], Arrays] = {}
 
 
-def read_apart(name: str, splits: tuple[str, ...], root: Path, download: bool) -> dict[str, Arrays]:
+class ReadStopped(AEError):
+    """`should_stop` said so while the child was reading; the child was killed."""
+
+
+def read_apart(name: str, splits: tuple[str, ...], root: Path, download: bool,
+               should_stop: Callable[[], bool] = lambda: False) -> dict[str, Arrays]:
     """{split: arrays} of dataset `name`, read (or first downloaded) by torchvision in one child.
-    DatasetUnavailable or AEError, with the child's message, when it can't."""
+    DatasetUnavailable or AEError, with the child's message, when it can't; ReadStopped when
+    `should_stop()` (asked a few times a second) turns true first."""
     what = f"the {DATASETS[name]} {' and '.join(splits)} set{'s' if len(splits) > 1 else ''}"
     with tempfile.TemporaryDirectory(prefix="ae-split-") as tmp:
-        out = Path(tmp) / "splits.npz"
+        out, errors = Path(tmp) / "splits.npz", Path(tmp) / "stderr.txt"
         command = [sys.executable, "-m", "ae.split_reader", name, str(root), str(int(download)), str(out), *splits]
-        try:
-            done = subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=SPLIT_READ_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise AEError(f"Reading {what} took over {SPLIT_READ_TIMEOUT_S} s.") from None
-        if done.returncode == UNAVAILABLE_EXIT:
-            raise DatasetUnavailable(done.stderr.strip())
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        with open(errors, "w+") as stderr:
+            child = subprocess.Popen(command, env=child_env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=stderr)
+            deadline = time.monotonic() + SPLIT_READ_TIMEOUT_S
+            try:
+                while child.poll() is None:
+                    if should_stop():
+                        raise ReadStopped(f"Stopped while reading {what}.")
+                    if time.monotonic() > deadline:
+                        raise AEError(f"Reading {what} took over {SPLIT_READ_TIMEOUT_S} s.")
+                    time.sleep(0.1)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+            stderr.seek(0)
+            message = stderr.read().strip()
+        if child.returncode == UNAVAILABLE_EXIT:
+            raise DatasetUnavailable(message)
+        if child.returncode != 0:
+            last = (message.splitlines() or [f"exit status {child.returncode}"])[-1]
             raise AEError(f"Reading {what} failed: {last}")
         with np.load(out) as f:
             return {split: (f[f"{split}_images"], f[f"{split}_labels"]) for split in splits}
 
 
-def read_ahead(name: str, splits: tuple[str, ...], root: Path) -> None:
+def read_ahead(name: str, splits: tuple[str, ...], root: Path, should_stop: Callable[[], bool] = lambda: False) -> None:
     """Read these splits now, apart (no download), for this process's later `load_digits` calls."""
-    for split, arrays in read_apart(name, splits, Path(root), download=False).items():
+    for split, arrays in read_apart(name, splits, Path(root), False, should_stop).items():
         _read_ahead[(name, split, str(root))] = arrays
 
 

@@ -143,7 +143,11 @@ def _train(spec, channel, control, signals, slot, me) -> None:
         channel.send("outcome", outcome)
         return
 
-    _read_training_splits_ahead(spec.get("data_dir"))
+    _read_training_splits_ahead(spec.get("data_dir"), should_stop)
+    if should_stop():  # stopped while the data was read: still no torch to load
+        outcome.update(status="stopped", reason=reason[0])
+        channel.send("outcome", outcome)
+        return
     try:
         import torch
 
@@ -205,17 +209,18 @@ def _train(spec, channel, control, signals, slot, me) -> None:
     channel.send("outcome", outcome)
 
 
-def _read_training_splits_ahead(data_dir) -> None:
+def _read_training_splits_ahead(data_dir, should_stop=lambda: False) -> None:
     """MNIST's training and test splits read by torchvision in a child, before this process
     imports torch: the worker then never holds torchvision (~160 MB), and the child's torch is
-    gone before ours loads. If that fails, loading in-process later says why."""
+    gone before ours loads. A stop (`should_stop`) kills the child. If reading fails, loading
+    in-process later says why."""
     from ae.dataset_files import dataset_available, resolve_data_dir
     from ae.errors import AEError
     from ae.split_reader import read_ahead
 
     if dataset_available(data_dir):
         try:
-            read_ahead("mnist", ("train", "test"), resolve_data_dir(data_dir))
+            read_ahead("mnist", ("train", "test"), resolve_data_dir(data_dir), should_stop)
         except AEError:
             pass
 

@@ -143,3 +143,26 @@ def test_the_training_worker_reads_its_splits_before_it_imports_torch(tmp_path):
     assert got["left"] == 0  # handed over, not kept twice
     here = training_data(tmp_path / "data", val_size=2)  # torchvision in this process
     assert got["train"] == [here.train.source, here.train.images.sum().item()] and got["val"] == here.val.source
+
+
+@pytest.mark.slow  # a child that imports torch
+def test_a_stop_while_a_child_reads_kills_it(tmp_path):
+    # Asked a second in: the child is still importing torch, the reading's slow part.
+    import os
+    import time
+
+    from ae.split_reader import ReadStopped, read_apart
+
+    _tiny_mnist(tmp_path / "data")
+    asked = time.monotonic() + 1
+    with pytest.raises(ReadStopped, match="Stopped while reading the MNIST test set"):
+        read_apart("mnist", ("test",), tmp_path / "data", False, should_stop=lambda: time.monotonic() > asked)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and "ae.split_reader" in _cmdline(p)]
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
