@@ -165,7 +165,8 @@ def codec_results(coder, quality: Quality) -> list[Result]:
     ms = _ms_single(lambda x: decompress(compress(x, coder, container=False), [coder]), images)
     q = quality(recon)
     common = dict(psnr=q["psnr"], ssim=q["ssim"], accuracy=q["accuracy"])
-    arch = coder.model.config.arch  # the chart draws one line per kind of model
+    # The chart draws one line per kind of model; a refined point (ae.refined_coder) is a kind of its own.
+    arch = coder.model.config.arch + ("+residual" if hasattr(coder, "residual") else "")
     single = Result(coder.name, "neural", f"{coder.name} (entropy-coded, one payload per digit)", "single digit",
                     float(sizes.mean()), digits_per_s_batch=n / dt, ms_single=ms,
                     extra={"arch": arch, "estimated_bytes": float(estimate.mean()), "header_bytes": SINGLE_HEADER_BYTES,
@@ -250,7 +251,8 @@ def run_benchmark(data: Digits, classifier, latent_models: dict, coders: list, c
         results += [float_latent_result(name, model, quality), uint8_latent_result(name, model, quality)]
     for coder in coders:
         progress(f"codec {coder.name}")
-        results.append(fixed_width_symbols_result(coder, quality))
+        if not hasattr(coder, "residual"):  # a refined point's residuals have no fixed-width form worth a row
+            results.append(fixed_width_symbols_result(coder, quality))
         results += codec_results(coder, quality)
     if classic:
         for r in classic_results(quality):

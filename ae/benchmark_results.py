@@ -15,7 +15,8 @@ from ae.weights import WEIGHTS_DIR
 DEFAULT_PATH = WEIGHTS_DIR / "benchmark.json"  # AE_BENCHMARK_JSON shows another run instead
 FAMILIES = {"raw": "raw pixels", "latent": "plain latent", "neural": "neural codec", "classic": "classic codec"}
 NUMBERS = ("bytes_per_digit", "psnr", "ssim", "accuracy", "digits_per_s_batch", "ms_single")
-CODEC_MODELS = {"rdae": "feedforward", "rdcnn": "convolutional", "rdhybrid": "conv encoder"}
+CODEC_MODELS = {"rdae": "feedforward", "rdcnn": "convolutional", "rdhybrid": "conv encoder",
+                "rdcnn+residual": "convolutional + coded residual"}
 
 
 class BenchmarkUnavailable(AEError):

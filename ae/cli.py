@@ -264,6 +264,18 @@ def cmd_export_integer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refine_point(args: argparse.Namespace) -> int:
+    """A refined point: a base point's weights plus residual tables fitted on the train split."""
+    from ae.refined_coder import make_refined_point
+
+    n = make_refined_point(args.base, args.out, args.id, args.step, args.deadzone, args.label or args.out,
+                           args.data_dir, args.limit, "python -m ae " + shlex.join(args.raw_argv))
+    print(f"weights/{args.out}.safetensors: {args.base} + residual (step {args.step}, dead zone "
+          f"{args.deadzone}/16), tables from {n:,} training digits; measure it with `python -m ae benchmark "
+          f"--points {args.out} --update-cards`")
+    return 0
+
+
 def cmd_half(args: argparse.Namespace) -> int:
     """Store weights as float16 in place; their cards drop the measured figures (remeasure them)."""
     from ae.integer_decoder import export_tables
@@ -394,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-integer", help="write codec points' integer decoder tables (what receivers decode with)")
     p.add_argument("points", nargs="+", help="codec weights names or paths, e.g. rd-q1")
     p.set_defaults(func=cmd_export_integer)
+
+    p = sub.add_parser("refine-point", help="make a codec point that adds a coded per-pixel residual to another's")
+    p.add_argument("base", help="the point to refine, e.g. rd-q2")
+    p.add_argument("--out", required=True, help="the new point's name, e.g. rd-q5 (weights/NAME.*)")
+    p.add_argument("--id", type=int, required=True, help="the new point's id in payload headers (0-7, unused)")
+    p.add_argument("--step", type=int, default=40, help="residual quantiser step in pixel levels (1-255)")
+    p.add_argument("--deadzone", type=int, default=11, help="differences under this many 16ths of a step are sent as 0 (8-16)")
+    p.add_argument("--label", help="short text for the app (benchmark --update-cards rewrites it)")
+    p.add_argument("--limit", type=positive_int, help="fit on the first N training digits (default: all 60,000)")
+    p.add_argument("--data-dir", help="dataset root (default: $AE_DATA_DIR or a user cache folder)")
+    p.set_defaults(func=cmd_refine_point)
 
     p = sub.add_parser("half", help="store weights files as float16 (half the size); their cards lose the old figures")
     p.add_argument("weights", nargs="+", help="weights names or paths, e.g. rd-q1")

@@ -224,7 +224,7 @@ class PointCoder:
                              f"summing to 2**{TABLE_BITS}, one per latent of its decoder).")
         self.table = coder_table(self.frequencies)  # (D, A), rows summing to 2**CODER_PRECISION
         self.categoricals = [categorical(row) for row in self.table]
-        self.fingerprint = fingerprint_of(state)
+        self.fingerprint = self.weights_fingerprint = fingerprint_of(state)
         self.decoder = decoder
         # The fewest bits any digit can take: every dimension at its most probable symbol.
         top = self.table.max(1) / float(1 << CODER_PRECISION)
@@ -239,7 +239,7 @@ class PointCoder:
                 model = load_model(self._model_path)
             except WeightsError as exc:
                 raise CodecError(f"Cannot load operating point {self.name}: {exc}") from None
-            if fingerprint_of(_numpy_state(model)) != self.fingerprint:
+            if fingerprint_of(_numpy_state(model)) != self.weights_fingerprint:
                 raise CodecError(f"The weights of {self.name} changed since it was loaded: load it again.")
             self._model = model
         return self._model
@@ -290,11 +290,13 @@ class PointCoder:
         words = np.frombuffer(body + bytes(-len(body) % 4), dtype=">u4").astype(np.uint32)
         decoder = constriction.stream.queue.RangeDecoder(words)
         for start in range(0, count, CHUNK_DIGITS):
-            n = min(CHUNK_DIGITS, count - start)
-            out = np.empty((n, self.dims), dtype=np.int32)
-            for d, model in enumerate(self.categoricals):
-                out[:, d] = decoder.decode(model, n)
-            yield out
+            yield self._decode_chunk(decoder, min(CHUNK_DIGITS, count - start))
+
+    def _decode_chunk(self, decoder, n: int) -> np.ndarray:
+        out = np.empty((n, self.dims), dtype=np.int32)
+        for d, model in enumerate(self.categoricals):
+            out[:, d] = decoder.decode(model, n)
+        return out
 
     def verify_stream(self, body: bytes, count: int, trim: bool = True) -> np.ndarray | None:
         """Raise CodecError unless `body` is exactly what encode_stream writes for the `count`
@@ -385,7 +387,13 @@ def _integer_decoder_of(point: OperatingPoint, card: dict) -> IntegerDecoder:
 @lru_cache(maxsize=16)
 def _coder_for(point: OperatingPoint) -> PointCoder:
     # Keyed by the point, whose stamp changes with its files: a retrained point is loaded again.
-    return PointCoder.from_files(point)
+    coder = PointCoder.from_files(point)
+    block = point.card.get("codec")
+    if isinstance(block, dict) and "residual" in block:  # a refined point (ae.refined_coder)
+        from ae.refined_coder import refined_from_card
+
+        return refined_from_card(coder, block["residual"])
+    return coder
 
 
 def get_coder(point: str | int | OperatingPoint | PointCoder) -> PointCoder:

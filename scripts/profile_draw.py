@@ -16,6 +16,7 @@ by stroke on the Draw page, and prints per-stroke figures:
     python scripts/profile_draw.py --cprofile      # in-process profile of one digit's Draw data
     python scripts/profile_draw.py --app-dir ../before   # the app of another checkout, same browser steps
     python scripts/profile_draw.py --cold          # a fresh server's Home: first text, then the title
+    python scripts/profile_draw.py --js-profile 25 # where the browser's JavaScript time goes, per stroke
 
 The browser shares the machine's cores with the server, so judge the server by its CPU figures.
 """
@@ -144,16 +145,19 @@ def summary(name: str, values: list[float], unit: str = "s") -> str:
             f"  mean {fmt.format(statistics.fmean(values) * scale)}  (n={len(values)})")
 
 
-def browser_profile(n_digits: int, keep_log: Path | None, app_dir: Path = ROOT) -> None:
+def browser_profile(n_digits: int, keep_log: Path | None, app_dir: Path = ROOT, js_top: int = 0) -> None:
     with tempfile.TemporaryDirectory(prefix="profile_draw_") as work:
-        strokes, clears, errors = _drive(n_digits, Path(work), keep_log, app_dir)
+        strokes, clears, errors, js = _drive(n_digits, Path(work), keep_log, app_dir, js_top > 0)
     report(strokes, clears, errors)
+    if js:
+        report_js(js, len(strokes) - 1, js_top)
     if keep_log:
         print(f"run log: {keep_log}")
 
 
-def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
-    """Serve the app, draw the digits; the strokes' and clears' runs and the server's tracebacks."""
+def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path, js_profile: bool = False):
+    """Serve the app, draw the digits; the strokes' and clears' runs, the server's tracebacks and,
+    with js_profile, V8's CPU profile of every stroke after the first (and the clears between)."""
     from playwright.sync_api import expect, sync_playwright
 
     run_log = keep_log or work / "runs.jsonl"
@@ -189,12 +193,15 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
                     box = canvas.bounding_box()
                     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
                     time.sleep(0.4)  # hovering moves the canvas toolbar out of the way
-                    strokes, clears = [], []
+                    strokes, clears, js = [], [], None
                     for d in range(n_digits):
                         # Past the six shapes, shift them a little: the same drawing again would be
                         # a cache hit, not a new digit.
                         shift = 0.03 * (d // len(DIGIT_STROKES))
                         for points in DIGIT_STROKES[d % len(DIGIT_STROKES)]:
+                            if js_profile and len(strokes) == 1:  # the first stroke loads code: left out
+                                cdp.send("Profiler.enable")
+                                cdp.send("Profiler.start")
                             seen, cpu0, tasks0 = len(read_log(run_log)), process_cpu_s(proc.pid), main_thread_s()
                             draw_polyline(page, box, [(x + shift, y + shift / 2) for x, y in points])
                             runs = wait_for_runs(run_log, seen)
@@ -213,6 +220,8 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
                         box = canvas.bounding_box()
                         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
                         time.sleep(0.4)
+                    if js_profile and len(strokes) > 1:
+                        js = cdp.send("Profiler.stop")["profile"]
                     print(f"server RSS after the strokes: {rss_mb(proc.pid):.0f} MB")
                     if page.locator("[data-testid='stException']").count():
                         print("the page shows an exception:", page.locator("[data-testid='stException']").first.inner_text())
@@ -221,7 +230,29 @@ def _drive(n_digits: int, work: Path, keep_log: Path | None, app_dir: Path):
         finally:
             stop(proc)
         errors = [line for line in (work / "streamlit.log").read_text().splitlines() if "Traceback" in line]
-    return strokes, clears, errors
+    return strokes, clears, errors, js
+
+
+def report_js(profile: dict, n_strokes: int, top: int) -> None:
+    """V8's samples as self time per function and per script file, in ms per stroke."""
+    from collections import Counter
+
+    nodes = {n["id"]: n["callFrame"] for n in profile["nodes"]}
+    # Each sample is charged the time until the next one (timeDeltas[i + 1]).
+    deltas = profile["timeDeltas"][1:] + [0]
+    by_function, by_file = Counter(), Counter()
+    for node_id, us in zip(profile["samples"], deltas):
+        frame = nodes[node_id]
+        where = frame["url"].rsplit("/", 1)[-1] or "(no script)"
+        by_function[f"{frame['functionName'] or '(anonymous)'} {where}:{frame['lineNumber'] + 1}"] += us
+        by_file[where] += us
+    per = 1000 * max(n_strokes, 1)
+    print(f"\nJavaScript self time over {n_strokes} strokes (and the clears between), ms per stroke:")
+    for name, us in by_file.most_common(8):
+        print(f"  {us / per:7.1f}  {name}")
+    print("by function:")
+    for name, us in by_function.most_common(top):
+        print(f"  {us / per:7.1f}  {name[:110]}")
 
 
 def cold_home(app_dir: Path) -> None:
@@ -315,13 +346,15 @@ def main(argv=None) -> None:
     parser.add_argument("--cprofile", action="store_true", help="profile one digit's computing in-process instead")
     parser.add_argument("--cold", action="store_true", help="time a fresh server's Home page instead")
     parser.add_argument("--top", type=int, default=30, help="functions to list with --cprofile")
+    parser.add_argument("--js-profile", type=int, default=0, metavar="N",
+                        help="also record V8's CPU profile of the strokes and list the top N functions")
     args = parser.parse_args(argv)
     if args.cprofile:
         cprofile_one_digit(args.top)
     elif args.cold:
         cold_home(args.app_dir.resolve())
     else:
-        browser_profile(args.digits, args.log, args.app_dir.resolve())
+        browser_profile(args.digits, args.log, args.app_dir.resolve(), args.js_profile)
 
 
 if __name__ == "__main__":
