@@ -40,6 +40,9 @@ so the sender's preview and every receiver, on any CPU, thread count or GPU, get
 Receiving imports no PyTorch: a point's coder is built from its files with numpy
 (`PointCoder.from_files`); only the sender's encoder (`PointCoder.symbols`) loads the float model.
 
+A refined point (`ae.refined_coder`, rd-q5) is coded the same way, with 784 residual symbols
+after each digit's latents (each chunk: the latents, then the residuals context by context).
+
 Every size the project reports is `len(payload)`, header included.
 """
 from __future__ import annotations

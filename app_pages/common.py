@@ -425,14 +425,14 @@ def show_coded_payloads(payloads: list[CodedPayload]) -> None:
         return
     st.caption("The codec's rate–distortion autoencoder rounds its latent to integers and a range coder "
                "packs them; each size is the whole payload file a receiver needs (header included).")
-    per_row = min(len(payloads), 4)  # all of today's four points on one row
+    per_row = min(len(payloads), 5)  # all of today's five points on one row
     for start in range(0, len(payloads), per_row):
         for col, coded in zip(st.columns(per_row), payloads[start:start + per_row]):
             with col.container(border=True):
                 if coded.error:
                     st.warning(f"{coded.point}: {coded.error}")
                     continue
-                # Picture above the figures: four cards to a row leave no room side by side.
+                # Picture above the figures: five cards to a row leave no room side by side.
                 show_digit(coded.decoded, "decoded payload", 112)
                 st.metric(f"{coded.point} payload", f"{coded.size} B", help=coded.label,
                           delta=f"{coded.psnr:.1f} dB PSNR", delta_color="off", delta_arrow="off")

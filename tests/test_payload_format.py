@@ -51,7 +51,7 @@ def test_a_single_digit_costs_two_header_bytes(sample):
     assert payload[0] >> 4 == codec.SINGLE_CODE | coder.id
 
 
-@pytest.mark.parametrize("point", ["rd-q1", "rd-q2", "rd-q3", "rd-q4"])
+@pytest.mark.parametrize("point", ["rd-q1", "rd-q2", "rd-q3", "rd-q4", "rd-q5"])
 def test_every_changed_byte_of_a_payload_is_refused(sample, point):
     for index in (0, 1, 2):
         payload = compress(sample.images[index], point)
