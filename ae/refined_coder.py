@@ -166,6 +166,15 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
     base = get_coder(base_point)
     if isinstance(base, RefinedPointCoder):
         raise CodecError(f"{base_name} is a refined point already: refine its base instead.")
+    from ae.codec import RETIRED_POINTS
+    from ae.registry import MAX_POINT_ID, operating_points
+
+    taken = {p.id: p.name for p in operating_points()}
+    if not 0 <= point_id <= MAX_POINT_ID:
+        raise CodecError(f"Point id {point_id} does not fit a payload header (0-{MAX_POINT_ID}).")
+    if point_id in taken or point_id in RETIRED_POINTS:
+        why = f"{taken[point_id]}'s" if point_id in taken else "a retired point's (its payloads get a message)"
+        raise CodecError(f"Point id {point_id} is {why}: ids are never reused for another model.")
     out = WEIGHTS_DIR / f"{out_name}.safetensors"
     if out.exists():
         raise CodecError(f"{out.name} exists: remove it first, or choose another name.")

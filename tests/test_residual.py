@@ -148,3 +148,23 @@ def test_the_shipped_refined_point_improves_every_pixel_of_its_base(sample):
     gain = psnr(from_uint8(torch.from_numpy(ours[:, None])), images).mean() \
         - psnr(from_uint8(torch.from_numpy(theirs[:, None])), images).mean()
     assert gain > 5  # dB: what the residual's ~24 bytes buy
+
+
+@shipped
+@pytest.mark.parametrize("argv, message", [
+    (["rd-q2", "--out", "rd-q9", "--id", "4"], "Point id 4 is rd-q4's"),
+    (["rd-q2", "--out", "rd-q9", "--id", "2"], "Point id 2 is a retired point's"),
+    (["rd-q2", "--out", "rd-q9", "--id", "9"], "does not fit a payload header"),
+    (["rd-q2", "--out", "rd-q4", "--id", "0"], "Point id 0 is rd-q5's"),
+    (["rd-q5", "--out", "rd-q9", "--id", "0"], "refined point already"),
+    (["rd-q2", "--out", "bad name", "--id", "0"], "not a usable point name"),
+])
+def test_refine_point_refuses_what_it_cannot_make_before_reading_data(argv, message, capsys, tmp_path, monkeypatch):
+    from ae.cli import main
+    from ae.weights import WEIGHTS_DIR
+
+    monkeypatch.setenv("AE_DATA_DIR", str(tmp_path))  # no dataset: a refusal must come first
+    before = sorted(p.name for p in WEIGHTS_DIR.iterdir())
+    assert main(["refine-point", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in WEIGHTS_DIR.iterdir()) == before
