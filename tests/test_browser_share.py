@@ -46,9 +46,18 @@ def test_a_gallery_link_opens_the_same_view_in_a_fresh_browser(server, browser):
         options.filter(has_text=model).first.click()
         expect(page.locator(CNN_PICKER).get_by_role("combobox")).to_have_value(model, timeout=30_000)
         position = page.locator("[data-testid='stNumberInput'] input").first
-        position.fill("4")
-        position.press("Enter")
-        expect(page.get_by_text(f"test digit #{fourth_seven} · label 7")).to_be_visible(timeout=30_000)
+        wanted = page.get_by_text(f"test digit #{fourth_seven} · label 7")
+        for attempt in range(3):
+            # A rerun still in flight from the model change can put the old value back (seen
+            # once under a loaded CI run): type it again rather than fail on the race.
+            position.fill("4")
+            position.press("Enter")
+            try:
+                expect(wanted).to_be_visible(timeout=15_000)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
         page.wait_for_url(re.compile(r"digit=class(:|%3A)7(:|%3A)4"), timeout=30_000)
         # The address bar changes as soon as the run writes the query; the link box a moment later.
         expect(page.locator(LINK)).to_contain_text("digit=class:7:4", timeout=30_000)
