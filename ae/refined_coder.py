@@ -49,8 +49,8 @@ class RefinedPointCoder(PointCoder):
     """`base`'s latents plus `tables`' residual; id, name and files are the point's own (its
     weights file holds the base model)."""
 
-    def __init__(self, base: PointCoder, tables: ResidualTables):  # noqa: D107 (no PointCoder.__init__)
-        self.__dict__.update(base.__dict__)
+    def __init__(self, base: PointCoder, tables: ResidualTables):
+        self.__dict__.update(base.__dict__)  # the base's tables and decoder (PointCoder.__init__ wants a float model)
         self.base, self.residual = base, tables
         self.latent_dims = base.dims
         self.dims = base.dims + PIXELS
@@ -72,7 +72,7 @@ class RefinedPointCoder(PointCoder):
     def _base(self, latents: np.ndarray) -> _Base:
         """The base point's picture of (n,D) unshifted latents, kept for the next few calls."""
         latents = np.ascontiguousarray(latents, dtype=np.int32)
-        key = latents.tobytes() + len(latents).to_bytes(4, "big")
+        key = latents.tobytes()  # D values a digit: the length gives the count
         with self._recent_lock:
             found = self._recent_bases.get(key)
             if found is not None:
@@ -150,14 +150,12 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
     codec block adds residual tables fitted on the MNIST train split (the first `limit` digits,
     or all). Returns how many digits the tables were fitted on. The card keeps the base's
     training record and drops its measured figures (remeasure with `benchmark --update-cards`)."""
-    import copy
-
-    from ae.codec import CHUNK_DIGITS, find_point, get_coder
+    from ae.codec import CHUNK_DIGITS, RETIRED_POINTS, find_point, get_coder
     from ae.data import load_digits
     from ae.files import atomic_write_bytes
     from ae.integer_decoder import export_tables
+    from ae.registry import MAX_POINT_ID, is_valid_name, operating_points
     from ae.residual import fit_frequencies, levels
-    from ae.registry import is_valid_name
     from ae.weights import WEIGHTS_DIR, load_card, write_card
 
     if not is_valid_name(out_name):
@@ -166,9 +164,6 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
     base = get_coder(base_point)
     if isinstance(base, RefinedPointCoder):
         raise CodecError(f"{base_name} is a refined point already: refine its base instead.")
-    from ae.codec import RETIRED_POINTS
-    from ae.registry import MAX_POINT_ID, operating_points
-
     taken = {p.id: p.name for p in operating_points()}
     if not 0 <= point_id <= MAX_POINT_ID:
         raise CodecError(f"Point id {point_id} does not fit a payload header (0-{MAX_POINT_ID}).")
@@ -189,7 +184,7 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
         residuals.append(quantise(batch_to_uint8(part), pixels, step, deadzone))
     tables = ResidualTables(step, deadzone, fit_frequencies(np.concatenate(bases), np.concatenate(residuals), step))
     assert tables.frequencies.shape == (CONTEXTS, 2 * levels(step) + 1)
-    card = copy.deepcopy(load_card(base_point.path))
+    card = load_card(base_point.path)  # a fresh dict, read from the file
     for key in ("metrics", "metrics_data", "metrics_command", "integer_decoder"):
         card.pop(key, None)
     card["codec"] = {"id": point_id, "label": label, "refines": base_point.name, "residual": tables.card_block()}

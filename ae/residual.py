@@ -31,7 +31,6 @@ GRADIENT_SHIFT = 5  # |dx| + |dy| of the base picture (central differences), in 
 BANDS = 8
 CONTEXTS = BANDS * BANDS
 DEADZONE_UNITS = 16  # the dead zone is given in sixteenths of the step
-MAX_TABLE_BYTES = 64 * 1024  # a card's table beyond this is not a residual table
 
 
 class ResidualError(ValueError):
