@@ -96,8 +96,11 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     import torch
 
     from ae.integer_decoder import export_tables
+    from ae.registry import point_id_problem
     from ae.train import CodecSettings, Trainer, codec_start_model, train_and_save, training_data
 
+    if point_id_problem(args.id):  # before the training, not after it
+        raise AEError(f"{point_id_problem(args.id).capitalize()}.")
     torch.set_num_threads(args.threads)
     train, val = training_data(args.sample, args.data_dir, val_size=args.val_size, seed=args.seed)
     model = codec_start_model(args.arch, args.latent, args.hidden, args.channels, seed=args.seed, init=args.init)
@@ -336,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-codec", help="train one operating point of the codec (rate-distortion autoencoder)")
     p.add_argument("--out", required=True, help="weights file to write, e.g. weights/rd-q1.safetensors")
-    p.add_argument("--id", type=int, required=True, help="operating-point id written in payload headers (1-15)")
+    p.add_argument("--id", type=int, required=True, help="operating-point id written in payload headers (0-7)")
     p.add_argument("--label", help="short human label for the app")
     p.add_argument("--target-bits", type=float, required=True, help="rate target in bits per digit")
     p.add_argument("--arch", choices=["rdae", "rdcnn", "rdhybrid"], default="rdae",

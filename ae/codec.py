@@ -62,7 +62,7 @@ from ae.config import ALPHABET, MAX_SYMBOL, TABLE_BITS
 from ae.errors import AEError, WeightsError
 from ae.images import NotDigitImages, as_digit_array, as_image_batch as images_as_batch, from_uint8
 from ae.integer_decoder import IntegerDecoder, IntegerDecoderError, tables_path
-from ae.registry import MAX_POINT_ID, OperatingPoint, operating_points
+from ae.registry import MAX_POINT_ID, OperatingPoint, operating_points, point_id_problem
 from ae.weights import MAX_WEIGHTS_BYTES, load_arrays, load_model
 
 if TYPE_CHECKING:
@@ -216,8 +216,8 @@ class PointCoder:
         return coder
 
     def _set_tables(self, point_id: int, name: str, state: dict[str, np.ndarray], decoder: IntegerDecoder) -> None:
-        if not 0 <= point_id <= MAX_POINT_ID:
-            raise CodecError(f"operating-point id {point_id} does not fit the header (0-{MAX_POINT_ID}).")
+        if point_id_problem(point_id):
+            raise CodecError(f"{name}: {point_id_problem(point_id)}.")
         self.id, self.name = point_id, name
         self.frequencies = np.asarray(state["prior.frequencies"]).astype(np.int64)  # (D, A)
         self.dims = len(self.frequencies)

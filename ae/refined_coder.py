@@ -154,7 +154,7 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
     from ae.data import load_digits
     from ae.files import atomic_write_bytes
     from ae.integer_decoder import export_tables
-    from ae.registry import MAX_POINT_ID, is_valid_name, operating_points
+    from ae.registry import is_valid_name, operating_points, point_id_problem
     from ae.residual import fit_frequencies, levels
     from ae.weights import WEIGHTS_DIR, load_card, write_card
 
@@ -165,8 +165,8 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
     if isinstance(base, RefinedPointCoder):
         raise CodecError(f"{base_name} is a refined point already: refine its base instead.")
     taken = {p.id: p.name for p in operating_points()}
-    if not 0 <= point_id <= MAX_POINT_ID:
-        raise CodecError(f"Point id {point_id} does not fit a payload header (0-{MAX_POINT_ID}).")
+    if point_id_problem(point_id):
+        raise CodecError(f"{point_id_problem(point_id).capitalize()}.")
     if point_id in taken or point_id in RETIRED_POINTS:
         why = f"{taken[point_id]}'s" if point_id in taken else "a retired point's (its payloads get a message)"
         raise CodecError(f"Point id {point_id} is {why}: ids are never reused for another model.")

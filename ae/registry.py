@@ -182,6 +182,13 @@ def user_model_path(name: str) -> Path:
 MAX_POINT_ID = 7  # a single digit's payload header (format version 2) has three bits for it
 
 
+def point_id_problem(point_id: int) -> str | None:
+    """Why `point_id` cannot name an operating point, or None when it can."""
+    if not 0 <= point_id <= MAX_POINT_ID:
+        return f"operating-point id {point_id} does not fit a payload header (ids 0-{MAX_POINT_ID})"
+    return None
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     name: str  # e.g. "rd-q1": also the weights file name
@@ -220,8 +227,8 @@ def _point_or_why(entry: ModelEntry, stamp: tuple, taken: dict[int, str]) -> Ope
     point_id = block.get("id") if isinstance(block, dict) else None
     if not isinstance(point_id, int) or isinstance(point_id, bool):
         return "its 'codec' block has no whole-number 'id'"
-    if not 0 <= point_id <= MAX_POINT_ID:
-        return f"operating-point id {point_id} does not fit a payload header (ids 0-{MAX_POINT_ID})"
+    if point_id_problem(point_id):
+        return point_id_problem(point_id)
     if point_id in taken:
         return f"operating-point id {point_id} is already {taken[point_id]}'s"
     label = block.get("label")

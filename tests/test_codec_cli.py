@@ -68,6 +68,8 @@ def test_single_digit_to_png(tmp_path, sample):
     (["decompress", "{tmp}/garbage.aez", "-o", "{tmp}/out"], "error:"),
     (["decompress", "{tmp}/nothing.aez", "-o", "{tmp}/out"], "Cannot read"),
     (["decompress", "{tmp}/empty.aez", "-o", "{tmp}/out.png"], "too short"),
+    # Refused before any training: the header has three bits for the id.
+    (["train-codec", "--sample", "--id", "8", "--target-bits", "40", "--out", "{tmp}/p.safetensors"], "ids 0-7"),
 ])
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, argv, message):
     (tmp_path / "not_an_image.png").write_bytes(b"hello")
@@ -129,9 +131,9 @@ def test_benchmark_runs_on_a_tiny_sample(tmp_path, capsys):
 def test_train_codec_writes_a_point_with_tables(tmp_path):
     out = tmp_path / "mini.safetensors"
     assert main(["train-codec", "--sample", "--max-steps", "3", "--latent", "4", "--hidden", "32", "--quiet",
-                 "--id", "9", "--target-bits", "20", "--out", str(out)]) == 0
+                 "--id", "3", "--target-bits", "20", "--out", str(out)]) == 0
     card = json.loads(out.with_suffix(".json").read_text())
-    assert card["codec"]["id"] == 9 and card["training"]["rate_target_bits"] == 20
+    assert card["codec"]["id"] == 3 and card["training"]["rate_target_bits"] == 20
     assert card["training_command"].startswith("python -m ae train-codec")
     assert card["integer_decoder"]["file"] == "mini.int.safetensors" and (tmp_path / "mini.int.safetensors").exists()
     from ae.weights import load_model
@@ -139,6 +141,6 @@ def test_train_codec_writes_a_point_with_tables(tmp_path):
     assert model.prior.ready
     conv = tmp_path / "mini-conv.safetensors"
     assert main(["train-codec", "--sample", "--max-steps", "2", "--arch", "rdcnn", "--channels", "2", "4", "4",
-                 "--latent", "4", "--hidden", "16", "--quiet", "--id", "10", "--target-bits", "20", "--out", str(conv)]) == 0
+                 "--latent", "4", "--hidden", "16", "--quiet", "--id", "2", "--target-bits", "20", "--out", str(conv)]) == 0
     model = load_model(conv)
     assert model.config.arch == "rdcnn" and model.config.channels == (2, 4, 4) and model.prior.ready
