@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ae.codec import (CODER_PRECISION, FINGERPRINT_BYTES, CodecError, PointCoder, _bounded_memory, categorical,
+from ae.codec import (CHUNK_DIGITS, CODER_PRECISION, FINGERPRINT_BYTES, CodecError, PointCoder, _bounded_memory, categorical,
                       coder_table)
 from ae.config import MAX_SYMBOL
 from ae.images import batch_to_uint8
@@ -63,7 +63,7 @@ class RefinedPointCoder(PointCoder):
         cheapest = CODER_PRECISION - np.log2(self.residual_table.max(1).max())
         self.min_bits_per_digit = base.min_bits_per_digit + PIXELS * float(cheapest)
         # Coding a chunk needs its base pixels several times (encode, the canonical check's
-        # decode and re-encode, the reconstruction): the last few are kept, keyed by the latents.
+        # decode and re-encode, the reconstruction): the last few chunks' are kept, keyed by the latents.
         self._recent_bases: OrderedDict[bytes, _Base] = OrderedDict()
         self._recent_lock = threading.Lock()
 
@@ -79,6 +79,8 @@ class RefinedPointCoder(PointCoder):
                 self._recent_bases.move_to_end(key)
                 return found
         found = _Base(self.base.pixels(latents))
+        if len(latents) > CHUNK_DIGITS:  # coding works a chunk at a time: a bigger batch is not asked for again
+            return found
         with self._recent_lock:
             self._recent_bases[key] = found
             while len(self._recent_bases) > self.RECENT_BASES:

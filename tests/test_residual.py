@@ -102,6 +102,19 @@ def test_a_refined_coder_round_trips_single_digits_and_containers(tiny_refined, 
     assert np.array_equal(decoded.pixels, pixels) and np.array_equal(decoded.symbols, symbols)
 
 
+def test_the_base_picture_cache_keeps_a_few_chunks_and_no_big_batch(tiny_refined, sample):
+    from ae.codec import CHUNK_DIGITS
+
+    _, refined = tiny_refined
+    symbols = refined.symbols(sample.images[:20])
+    many = np.repeat(symbols, CHUNK_DIGITS // 20 + 1, axis=0)  # one more than a chunk
+    refined.pixels(many)
+    assert all(len(key) <= CHUNK_DIGITS * 4 * refined.latent_dims for key in refined._recent_bases)
+    for n in range(1, 8):
+        refined.pixels(symbols[:n])
+    assert len(refined._recent_bases) == refined.RECENT_BASES
+
+
 def test_a_refined_payload_is_not_its_base_points(tiny_refined, sample):
     base, refined = tiny_refined
     assert refined.id == base.id and refined.fingerprint != base.fingerprint  # the tables are in it
