@@ -387,16 +387,34 @@ def _integer_decoder_of(point: OperatingPoint, card: dict) -> IntegerDecoder:
     return decoder
 
 
+def _residual_block(point: OperatingPoint):
+    block = point.card.get("codec")
+    return block.get("residual") if isinstance(block, dict) else None
+
+
 @lru_cache(maxsize=16)
 def _coder_for(point: OperatingPoint) -> PointCoder:
     # Keyed by the point, whose stamp changes with its files: a retrained point is loaded again.
-    coder = PointCoder.from_files(point)
-    block = point.card.get("codec")
-    if isinstance(block, dict) and "residual" in block:  # a refined point (ae.refined_coder)
-        from ae.refined_coder import refined_from_card
+    residual = _residual_block(point)
+    if residual is None:
+        return PointCoder.from_files(point)
+    from ae.refined_coder import refined_from_card  # a refined point (ae.refined_coder)
 
-        return refined_from_card(coder, block["residual"])
-    return coder
+    return refined_from_card(_base_coder_of(point), residual, point)
+
+
+def _base_coder_of(refined: OperatingPoint) -> PointCoder:
+    """A refined point's base coder. Its files are a copy of its base point's: when that point is
+    shipped with the same weights and tables (the same sha256s in the cards), its coder is shared,
+    so a server holds one copy of the decoder and model, not two."""
+    def same(p: OperatingPoint) -> tuple:
+        tables = p.card.get("integer_decoder")
+        return p.card.get("sha256"), tables.get("sha256") if isinstance(tables, dict) else None
+
+    for other in operating_points():
+        if other != refined and _residual_block(other) is None and same(other) == same(refined) and same(other)[0]:
+            return _coder_for(other)
+    return PointCoder.from_files(refined)
 
 
 def get_coder(point: str | int | OperatingPoint | PointCoder) -> PointCoder:

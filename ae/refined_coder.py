@@ -49,8 +49,10 @@ class RefinedPointCoder(PointCoder):
     """`base`'s latents plus `tables`' residual; id, name and files are the point's own (its
     weights file holds the base model)."""
 
-    def __init__(self, base: PointCoder, tables: ResidualTables):
+    def __init__(self, base: PointCoder, tables: ResidualTables, point_id: int | None = None, name: str | None = None):
         self.__dict__.update(base.__dict__)  # the base's tables and decoder (PointCoder.__init__ wants a float model)
+        if point_id is not None:  # a base shared with another point (ae.codec._base_coder_of) has that point's id
+            self.id, self.name = point_id, name or base.name
         self.base, self.residual = base, tables
         self.latent_dims = base.dims
         self.dims = base.dims + PIXELS
@@ -138,12 +140,15 @@ class RefinedPointCoder(PointCoder):
         return self.base.estimated_bits(latents) + (CODER_PRECISION - np.log2(prob)).sum(1)
 
 
-def refined_from_card(base: PointCoder, block) -> RefinedPointCoder:
-    """The refined coder of a point whose card's codec block has a 'residual' entry."""
+def refined_from_card(base: PointCoder, block, point=None) -> RefinedPointCoder:
+    """The refined coder of a point (an `OperatingPoint`, else the base's own id and name) whose
+    card's codec block has a 'residual' entry."""
+    name = point.name if point is not None else base.name
     try:
-        return RefinedPointCoder(base, ResidualTables.from_card(block))
+        tables = ResidualTables.from_card(block)
     except ResidualError as exc:
-        raise CodecError(f"{base.name}'s residual tables are unusable: {exc}.") from None
+        raise CodecError(f"{name}'s residual tables are unusable: {exc}.") from None
+    return RefinedPointCoder(base, tables, point.id if point is not None else None, name)
 
 
 def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, deadzone: int, label: str,
