@@ -99,8 +99,8 @@ def cmd_train_codec(args: argparse.Namespace) -> int:
     from ae.registry import point_id_problem
     from ae.train import CodecSettings, Trainer, codec_start_model, train_and_save, training_data
 
-    if point_id_problem(args.id):  # before the training, not after it
-        raise AEError(f"{point_id_problem(args.id).capitalize()}.")
+    if why := point_id_problem(args.id):  # before the training, not after it
+        raise AEError(f"{why.capitalize()}.")
     torch.set_num_threads(args.threads)
     train, val = training_data(args.sample, args.data_dir, val_size=args.val_size, seed=args.seed)
     model = codec_start_model(args.arch, args.latent, args.hidden, args.channels, seed=args.seed, init=args.init)

@@ -216,8 +216,8 @@ class PointCoder:
         return coder
 
     def _set_tables(self, point_id: int, name: str, state: dict[str, np.ndarray], decoder: IntegerDecoder) -> None:
-        if point_id_problem(point_id):
-            raise CodecError(f"{name}: {point_id_problem(point_id)}.")
+        if why := point_id_problem(point_id):
+            raise CodecError(f"{name}: {why}.")
         self.id, self.name = point_id, name
         self.frequencies = np.asarray(state["prior.frequencies"]).astype(np.int64)  # (D, A)
         self.dims = len(self.frequencies)
@@ -411,8 +411,9 @@ def _base_coder_of(refined: OperatingPoint) -> PointCoder:
         tables = p.card.get("integer_decoder")
         return p.card.get("sha256"), tables.get("sha256") if isinstance(tables, dict) else None
 
+    files = same(refined)
     for other in operating_points():
-        if other != refined and _residual_block(other) is None and same(other) == same(refined) and same(other)[0]:
+        if files[0] and other != refined and _residual_block(other) is None and same(other) == files:
             return _coder_for(other)
     return PointCoder.from_files(refined)
 

@@ -172,11 +172,11 @@ def make_refined_point(base_name: str, out_name: str, point_id: int, step: int, 
     if isinstance(base, RefinedPointCoder):
         raise CodecError(f"{base_name} is a refined point already: refine its base instead.")
     taken = {p.id: p.name for p in operating_points()}
-    if point_id_problem(point_id):
-        raise CodecError(f"{point_id_problem(point_id).capitalize()}.")
+    if why := point_id_problem(point_id):
+        raise CodecError(f"{why.capitalize()}.")
     if point_id in taken or point_id in RETIRED_POINTS:
-        why = f"{taken[point_id]}'s" if point_id in taken else "a retired point's (its payloads get a message)"
-        raise CodecError(f"Point id {point_id} is {why}: ids are never reused for another model.")
+        whose = f"{taken[point_id]}'s" if point_id in taken else "a retired point's (its payloads get a message)"
+        raise CodecError(f"Point id {point_id} is {whose}: ids are never reused for another model.")
     out = WEIGHTS_DIR / f"{out_name}.safetensors"
     if out.exists():
         raise CodecError(f"{out.name} exists: remove it first, or choose another name.")

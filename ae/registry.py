@@ -227,8 +227,8 @@ def _point_or_why(entry: ModelEntry, stamp: tuple, taken: dict[int, str]) -> Ope
     point_id = block.get("id") if isinstance(block, dict) else None
     if not isinstance(point_id, int) or isinstance(point_id, bool):
         return "its 'codec' block has no whole-number 'id'"
-    if point_id_problem(point_id):
-        return point_id_problem(point_id)
+    if why := point_id_problem(point_id):
+        return why
     if point_id in taken:
         return f"operating-point id {point_id} is already {taken[point_id]}'s"
     label = block.get("label")
